@@ -1,0 +1,163 @@
+"""Course-wide settings: fast or full mode, paths, seeding and device choice.
+
+Every setting comes from an environment variable, read when a function is called, so a test
+or a notebook can change it on the fly:
+
+    COURSE_FAST=1              fast mode: small data and few epochs (CI and `make test` use it)
+    COURSE_DATA_ROOT=PATH      where datasets are downloaded to (default: <course>/data)
+    COURSE_CHECKPOINT_ROOT=PATH  where trained models are saved (default: <data root>/checkpoints)
+    COURSE_OFFLINE=1           never try the network: use local copies or the embedded samples
+    COURSE_STRICT=1            DeprecationWarning and FutureWarning raised by course code
+                               (the helpers and notebook cells) become errors (`make test` sets it)
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"", "0", "false", "no", "off"}
+
+
+def env_flag(name: str) -> bool:
+    """Read an on/off environment variable; anything unrecognised is an error, not a guess."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ValueError(f"{name}={os.environ[name]!r} is not understood: use 1 (on) or 0 (off)")
+
+
+def fast_mode() -> bool:
+    """True when COURSE_FAST is set: lessons shrink their data and epochs."""
+    return env_flag("COURSE_FAST")
+
+
+def offline() -> bool:
+    """True when COURSE_OFFLINE is set: no download is attempted."""
+    return env_flag("COURSE_OFFLINE")
+
+
+def pick(*, fast, full):
+    """Return `fast` in fast mode and `full` otherwise: `epochs = pick(fast=1, full=5)`."""
+    return fast if fast_mode() else full
+
+
+def course_root() -> Path:
+    """The folder holding the course (the one with `data/samples/`).
+
+    Found, in order: the COURSE_ROOT variable; the folder above this package (a clone installed
+    with `pip install -e .`); the current folder or one of its parents (a notebook run inside a
+    clone while `helpers` is installed elsewhere, as in Colab).
+    """
+    if os.environ.get("COURSE_ROOT"):
+        return Path(os.environ["COURSE_ROOT"]).expanduser().resolve()
+    candidates = [Path(__file__).resolve().parents[1], Path.cwd(), *Path.cwd().parents]
+    for folder in candidates:
+        if (folder / "data" / "samples").is_dir():
+            return folder
+    raise FileNotFoundError(
+        "Cannot find the course folder (the one that contains data/samples/). "
+        "Run the notebook inside a clone of the course, or set COURSE_ROOT to the clone's path."
+    )
+
+
+def samples_root() -> Path:
+    """The embedded data samples committed with the course (read-only)."""
+    return course_root() / "data" / "samples"
+
+
+def data_root() -> Path:
+    """Where full datasets are downloaded to: COURSE_DATA_ROOT, or <course>/data."""
+    if os.environ.get("COURSE_DATA_ROOT"):
+        return Path(os.environ["COURSE_DATA_ROOT"]).expanduser().resolve()
+    return course_root() / "data"
+
+
+def checkpoint_root() -> Path:
+    """Where trained models are saved: COURSE_CHECKPOINT_ROOT, or <data root>/checkpoints."""
+    if os.environ.get("COURSE_CHECKPOINT_ROOT"):
+        return Path(os.environ["COURSE_CHECKPOINT_ROOT"]).expanduser().resolve()
+    return data_root() / "checkpoints"
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (CPU and every GPU) so that a run can be repeated.
+
+    Returns a fresh `torch.Generator` seeded the same way, for DataLoaders and `random_split`.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA and MPS device
+    return torch.Generator().manual_seed(seed)
+
+
+def choose_device(verbose: bool = True) -> torch.device:
+    """CUDA if there is an NVIDIA GPU, else Apple's MPS, else the CPU; says which and why."""
+    if torch.cuda.is_available():
+        device, why = torch.device("cuda"), f"CUDA GPU: {torch.cuda.get_device_name(0)}"
+    elif torch.backends.mps.is_available():
+        device, why = torch.device("mps"), "Apple GPU through MPS"
+    else:
+        device, why = torch.device("cpu"), "CPU (no CUDA or Apple MPS GPU found; every lesson runs on it)"
+    if verbose:
+        print(f"Device: {why}")
+    return device
+
+
+def report() -> dict:
+    """Print and return what a lesson runs on: versions, device, mode and paths."""
+    import torchvision
+
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "device": str(choose_device(verbose=False)),
+        "mode": "fast" if fast_mode() else "full",
+        "offline": offline(),
+        "data_root": str(data_root()),
+        "checkpoint_root": str(checkpoint_root()),
+    }
+    print(f"Python {info['python']} | torch {info['torch']} | torchvision {info['torchvision']}")
+    choose_device(verbose=True)
+    mode_line = "fast (COURSE_FAST=1: small data, few epochs)" if fast_mode() else "full (the real lesson)"
+    print(f"Mode: {mode_line}{' | offline (COURSE_OFFLINE=1)' if offline() else ''}")
+    print(f"Data root: {info['data_root']}")
+    return info
+
+
+# Which modules count as "course code" for strict warnings: the helpers and notebook cells.
+COURSE_MODULES = r"(helpers(\..*)?|__main__)"
+
+
+def strict_warnings() -> None:
+    """Make DeprecationWarning and FutureWarning raised from course code into errors."""
+    for category in (DeprecationWarning, FutureWarning):
+        warnings.filterwarnings("error", category=category, module=COURSE_MODULES)
+
+
+if env_flag("COURSE_STRICT"):
+    strict_warnings()
+
+__all__ = [
+    "checkpoint_root",
+    "choose_device",
+    "course_root",
+    "data_root",
+    "fast_mode",
+    "offline",
+    "pick",
+    "report",
+    "samples_root",
+    "seed_everything",
+    "strict_warnings",
+]
