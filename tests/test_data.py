@@ -227,3 +227,9 @@ def test_a_malformed_labels_file_is_reported_by_line(tmp_path, csv_text, message
     shutil.copytree(SAMPLES / "digits-png", folder)
     (folder / "labels.csv").write_text(csv_text)
     assert any(message in problem for problem in data.audit_image_folder(folder))
+
+
+def test_the_data_readme_lists_every_checksum():
+    readme = (COURSE / "data" / "README.md").read_text()
+    block = readme.split("<!-- checksums: written by tools/make_samples.py -->\n```\n", 1)[1].split("```\n<!-- end of checksums -->", 1)[0]
+    assert block == (SAMPLES / "SHA256SUMS").read_text()

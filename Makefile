@@ -1,0 +1,39 @@
+# The course's commands. Each works as the first command on a fresh clone: `setup` runs first.
+#   make lab       JupyterLab on the lessons
+#   make run       execute every lesson headless; executed notebooks and HTML go to build/
+#   make test      unit tests + every lesson under nbval, in fast mode (what CI runs)
+#   make prefetch  download the full datasets into the data root, for a classroom without network
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.course-installed
+
+.PHONY: setup lab run test prefetch badges clean
+
+setup: $(STAMP)
+
+# Re-installs only when requirements.txt or pyproject.toml changed since the last install.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+run: setup
+	$(BIN)/python tools/run_notebooks.py
+
+test: setup
+	COURSE_FAST=1 COURSE_STRICT=1 $(BIN)/python -m pytest
+
+prefetch: setup
+	$(BIN)/python -m helpers.prefetch
+
+# Write the repository URL of pyproject.toml into every notebook's badge and setup cell.
+badges: setup
+	$(BIN)/python tools/set_repo_url.py
+
+clean:
+	rm -rf build/ .pytest_cache/
