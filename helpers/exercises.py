@@ -6,13 +6,24 @@ when the answer is wrong, so that a wrong answer stops the notebook where it hap
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
 def _verdict(ok: bool, exercise: str, hint: str) -> None:
-    if not ok:
-        raise AssertionError(f"{exercise}: not yet. {hint}")
+    """The final word of a check: 'correct', or an AssertionError with the hint."""
+    _require(ok, exercise, hint)
     print(f"{exercise}: correct.")
+
+
+def _require(ok: bool, exercise: str, hint: str) -> None:
+    """One condition of a check: silent when it holds, an AssertionError with the hint when not."""
+    if not ok:
+        _fail(exercise, hint)
+
+
+def _fail(exercise: str, hint: str) -> None:
+    raise AssertionError(f"{exercise}: not yet. {hint}")
 
 
 # --- Lesson 00 --------------------------------------------------------------------------------
@@ -22,11 +33,11 @@ def check_zero_fraction(dataset, zero_fraction) -> None:
     exercise = "Exercise 00.1 (fraction of zero pixels)"
     expected = (dataset.data == 0).double().mean().item()
     if not isinstance(zero_fraction, (float, int)) or isinstance(zero_fraction, bool):
-        _verdict(False, exercise, f"give a Python float, not {type(zero_fraction).__name__} (`.item()` turns a 1-element tensor into one)")
+        _fail(exercise, f"give a Python float, not {type(zero_fraction).__name__} (`.item()` turns a 1-element tensor into one)")
     if 1 < zero_fraction <= 100 and abs(zero_fraction / 100 - expected) < 1e-4:
-        _verdict(False, exercise, "that is a percentage: give a fraction between 0 and 1")
+        _fail(exercise, "that is a percentage: give a fraction between 0 and 1")
     if abs(zero_fraction - (1 - expected)) < 1e-4:
-        _verdict(False, exercise, "that is the fraction of pixels that are *not* zero")
+        _fail(exercise, "that is the fraction of pixels that are *not* zero")
     _verdict(abs(zero_fraction - expected) < 1e-4, exercise, "count the pixels equal to 0 in `dataset.data` and divide by the number of all pixels")
 
 
@@ -34,11 +45,79 @@ def check_brightest_class(dataset, brightest_class) -> None:
     exercise = "Exercise 00.2 (brightest class)"
     means = torch.stack([dataset.data[dataset.targets == c].double().mean() for c in range(len(dataset.classes))])
     if not isinstance(brightest_class, str):
-        _verdict(False, exercise, f"give the class name, such as dataset.classes[i], not a {type(brightest_class).__name__}")
+        _fail(exercise, f"give the class name, such as dataset.classes[i], not a {type(brightest_class).__name__}")
     if brightest_class == dataset.classes[int(means.argmin())]:
-        _verdict(False, exercise, "that is the darkest class: you want the largest mean, not the smallest")
+        _fail(exercise, "that is the darkest class: you want the largest mean, not the smallest")
     _verdict(
         brightest_class == dataset.classes[int(means.argmax())],
         exercise,
         "compute one mean pixel value per class (select the images with `dataset.targets == c`) and take the largest",
     )
+
+
+# --- Lesson 01 --------------------------------------------------------------------------------
+
+
+def check_normalisation(dataset, mean, std) -> None:
+    exercise = "Exercise 01.1 (normalisation statistics)"
+    pixels = dataset.data.double() / 255
+    expected_mean, expected_std = pixels.mean().item(), pixels.std().item()
+    for name, value in (("mean", mean), ("std", std)):
+        if not isinstance(value, float):
+            _fail(exercise, f"`{name}` should be a Python float, not {type(value).__name__} (use `.item()`)")
+    if mean > 1:
+        _fail(exercise, "the pixels are bytes from 0 to 255: divide by 255 first")
+    per_image = pixels.flatten(1).std(dim=1).mean().item()
+    if abs(std - per_image) < 1e-4:
+        _fail(exercise, "that is the average of the per-image standard deviations; take the std over all pixels at once")
+    _verdict(
+        abs(mean - expected_mean) < 1e-4 and abs(std - expected_std) < 1e-4,
+        exercise,
+        "use every training pixel, scaled to [0, 1]: `(dataset.data / 255).mean()` and `.std()`",
+    )
+
+
+def check_class_folders(dataset_class, root) -> None:
+    exercise = "Exercise 01.2 (a dataset over class folders)"
+    from pathlib import Path
+
+    from PIL import Image
+
+    expected = sorted((p, int(p.parent.name)) for p in Path(root).glob("*/*.png"))
+    dataset = dataset_class(root)
+    _require(len(dataset) == len(expected), exercise, f"`len()` gives {len(dataset)}, but there are {len(expected)} images: glob '*/*.png' under root")
+    for index, (path, label) in enumerate(expected):
+        image, got = dataset[index]
+        if not isinstance(got, int):
+            _fail(exercise, f"labels should be int, not {type(got).__name__}: convert the folder name with int()")
+        if not isinstance(image, Image.Image) or image.mode != "L":
+            _fail(exercise, "without a transform, return the PIL image converted with .convert('L')")
+        with Image.open(path) as truth:
+            same_pixels = np.array_equal(np.array(truth.convert("L")), np.array(image))
+        if not same_pixels or got != label:
+            _fail(exercise, f"item {index} should be {path.parent.name}/{path.name}: sort the (path, label) pairs so the order is fixed")
+    marker = object()
+    transformed, _ = dataset_class(root, transform=lambda image: marker)[0]
+    _verdict(transformed is marker, exercise, "apply `transform` to the image when one is given")
+
+
+def check_stratified_split(split_function, labels) -> None:
+    exercise = "Exercise 01.3 (stratified split)"
+    for fraction in (0.1, 0.25):
+        train, val = split_function(labels, fraction, torch.Generator().manual_seed(0))
+        train, val = [int(i) for i in train], [int(i) for i in val]
+        if set(train) & set(val):
+            _fail(exercise, "an index appears in both parts: the parts must be disjoint")
+        if sorted(train + val) != list(range(len(labels))):
+            _fail(exercise, "together the two parts must hold every index exactly once")
+        for c in labels.unique().tolist():
+            count = int((labels == c).sum())
+            in_val = int((labels[val] == c).sum())
+            if in_val != round(fraction * count):
+                _fail(exercise, f"class {c}: {in_val} validation examples, expected round({fraction} * {count}) = {round(fraction * count)}")
+    first = split_function(labels, 0.1, torch.Generator().manual_seed(0))[1]
+    again = split_function(labels, 0.1, torch.Generator().manual_seed(0))[1]
+    other = split_function(labels, 0.1, torch.Generator().manual_seed(1))[1]
+    if sorted(map(int, first)) != sorted(map(int, again)):
+        _fail(exercise, "the same seed should give the same split: draw with torch.randperm(..., generator=generator)")
+    _verdict(sorted(map(int, first)) != sorted(map(int, other)), exercise, "a different seed should give a different split: choose the examples at random")

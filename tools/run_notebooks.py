@@ -29,7 +29,7 @@ def run(path: Path) -> bool:
     try:
         ExecutePreprocessor(timeout=CELL_TIMEOUT_S, kernel_name="python3").preprocess(notebook, {"metadata": {"path": str(path.parent)}})
     except CellExecutionError as failure:
-        error = str(failure).strip().splitlines()[-1]
+        error = f"{failure.ename}: {failure.evalue}" + ("" if failure.evalue else " (see the cell in the executed copy)")
     seconds = time.perf_counter() - started
     BUILD.mkdir(exist_ok=True)
     nbformat.write(notebook, BUILD / path.name)

@@ -1,0 +1,139 @@
+"""Each exercise check accepts a right answer and names the typical mistakes."""
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from helpers import exercises
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+@pytest.fixture(scope="module")
+def images():
+    generator = torch.Generator().manual_seed(0)
+    data = (torch.rand(50, 28, 28, generator=generator) ** 3 * 255).to(torch.uint8)
+    data[:, :5] = 0
+    targets = torch.arange(50) % 10
+    data[targets == 3] = data[targets == 3] // 2 + 120  # class 3 is the brightest
+    data[targets == 6] = data[targets == 6] // 8  # class 6 the darkest
+    return SimpleNamespace(data=data, targets=targets, classes=[f"class {c}" for c in range(10)])
+
+
+def test_zero_fraction(images, capsys):
+    right = (images.data == 0).sum().item() / images.data.numel()
+    exercises.check_zero_fraction(images, right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [(100 * right, "percentage"), (1 - right, "not"), (torch.tensor(right), "Python float"), (right + 0.01, "count the pixels")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_zero_fraction(images, wrong)
+
+
+def test_brightest_class(images, capsys):
+    exercises.check_brightest_class(images, "class 3")
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [("class 6", "darkest"), (3, "class name"), ("class 0", "one mean pixel value per class")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_brightest_class(images, wrong)
+
+
+def test_normalisation(images, capsys):
+    pixels = images.data.double() / 255
+    exercises.check_normalisation(images, pixels.mean().item(), pixels.std().item())
+    assert "correct" in capsys.readouterr().out
+    per_image = pixels.flatten(1).std(dim=1).mean().item()
+    for mean, std, hint in [
+        (pixels.mean().item() * 255, pixels.std().item() * 255, "divide by 255"),
+        (pixels.mean().item(), per_image, "per-image"),
+        (pixels.mean(), pixels.std(), "Python float"),
+        (pixels.mean().item() + 0.01, pixels.std().item(), "every training pixel"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_normalisation(images, mean, std)
+
+
+@pytest.fixture(scope="module")
+def class_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("by-class")
+    for line in (SAMPLES / "digits-png" / "labels.csv").read_text().splitlines()[1:15]:
+        name, label = line.split(",")
+        (root / label).mkdir(exist_ok=True)
+        shutil.copy(SAMPLES / "digits-png" / name, root / label / Path(name).name)
+    return root
+
+
+class RightFolders(Dataset):
+    def __init__(self, root, transform=None):
+        self.transform = transform
+        self.samples = sorted((p, int(p.parent.name)) for p in Path(root).glob("*/*.png"))
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        path, label = self.samples[index]
+        image = Image.open(path).convert("L")
+        return (self.transform(image) if self.transform else image), label
+
+
+class StringLabels(RightFolders):
+    def __getitem__(self, index):
+        image, label = super().__getitem__(index)
+        return image, str(label)
+
+
+class Unsorted(RightFolders):
+    def __init__(self, root, transform=None):
+        super().__init__(root, transform)
+        self.samples = self.samples[::-1]
+
+
+class IgnoresTransform(RightFolders):
+    def __init__(self, root, transform=None):
+        super().__init__(root, None)
+
+
+def test_class_folders(class_root, capsys):
+    exercises.check_class_folders(RightFolders, class_root)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [(StringLabels, "int"), (Unsorted, "sort"), (IgnoresTransform, "transform")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_class_folders(wrong, class_root)
+
+
+def right_split(labels, fraction, generator):
+    train, val = [], []
+    for c in labels.unique().tolist():
+        members = (labels == c).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n = round(fraction * len(members))
+        val += members[:n].tolist()
+        train += members[n:].tolist()
+    return train, val
+
+
+def test_stratified_split(capsys):
+    labels = torch.tensor([0] * 40 + [1] * 25 + [2] * 11)
+    exercises.check_stratified_split(right_split, labels)
+    assert "correct" in capsys.readouterr().out
+
+    def unstratified(labels, fraction, generator):
+        order = torch.randperm(len(labels), generator=generator).tolist()
+        n = round(fraction * len(labels))
+        return order[n:], order[:n]
+
+    def not_random(labels, fraction, generator):
+        return right_split(labels, fraction, torch.Generator().manual_seed(0))
+
+    def overlapping(labels, fraction, generator):
+        train, val = right_split(labels, fraction, generator)
+        return train + val[:1], val
+
+    for wrong, hint in [(unstratified, "class"), (not_random, "different seed"), (overlapping, "both parts")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_stratified_split(wrong, labels)
