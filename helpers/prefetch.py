@@ -17,11 +17,10 @@ def main() -> int:
     os.environ["COURSE_OFFLINE"] = "0"
     print(f"Fetching into {config.data_root()}")
     missing = []
-    for load in (data.load_mnist, data.load_fashion_mnist):
+    for name, load in (("MNIST", data.load_mnist), ("Fashion-MNIST", data.load_fashion_mnist)):
         for train in (True, False):
-            dataset = load(train=train)
-            if "embedded sample" in dataset.source:
-                missing.append(f"{type(dataset).__name__} {'train' if train else 'test'}")
+            if "embedded sample" in load(train=train).source:
+                missing.append(f"{name} {'train' if train else 'test'}")
     if missing:
         print(f"Only the embedded sample is available for: {', '.join(missing)}. Connect to a network and run again.")
         return 1
