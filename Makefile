@@ -3,12 +3,13 @@
 #   make run       execute every lesson headless; executed notebooks and HTML go to build/
 #   make test      unit tests + every lesson under nbval, in fast mode (what CI runs)
 #   make prefetch  download the full datasets into the data root, for a classroom without network
+#   make bench     speed benchmarks; tables in benchmarks/README.md
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.course-installed
 
-.PHONY: setup lab run test prefetch badges clean
+.PHONY: setup lab run test prefetch bench badges clean
 
 setup: $(STAMP)
 
@@ -30,6 +31,11 @@ test: setup
 
 prefetch: setup
 	$(BIN)/python -m helpers.prefetch
+
+# Speed, measured side by side; rewrites the tables in benchmarks/README.md.
+bench: setup
+	$(BIN)/python -m benchmarks.bench_pipeline
+	$(BIN)/python -m benchmarks.bench_training
 
 # Write the repository URL of pyproject.toml into every notebook's badge and setup cell.
 badges: setup

@@ -121,3 +121,56 @@ def check_stratified_split(split_function, labels) -> None:
     if sorted(map(int, first)) != sorted(map(int, again)):
         _fail(exercise, "the same seed should give the same split: draw with torch.randperm(..., generator=generator)")
     _verdict(sorted(map(int, first)) != sorted(map(int, other)), exercise, "a different seed should give a different split: choose the examples at random")
+
+
+# --- Lesson 02 --------------------------------------------------------------------------------
+
+
+def check_conv_arithmetic(out_size, n_params) -> None:
+    exercise = "Exercise 02.1 (convolution arithmetic)"
+    from torch import nn
+
+    layer = nn.Conv2d(1, 16, kernel_size=5, stride=2, padding=2)
+    expected_size = layer(torch.zeros(1, 1, 28, 28)).shape[-1]
+    expected_params = sum(p.numel() for p in layer.parameters())
+    if out_size == 28 // 2 - 1 or out_size == (28 - 5) // 2 + 1:
+        _fail(exercise, "include the padding on both sides: n + 2p - k")
+    _require(out_size == expected_size, exercise, "output size = floor((n + 2p - k) / s) + 1 with n=28, k=5, p=2, s=2")
+    if n_params == expected_params - 16:
+        _fail(exercise, "the bias adds one parameter per output channel")
+    _verdict(n_params == expected_params, exercise, "parameters = out_channels x in_channels x k x k (+ out_channels biases)")
+
+
+def check_top_k_accuracy(top_k_accuracy) -> None:
+    exercise = "Exercise 02.2 (top-k accuracy)"
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 10, generator=generator)
+    targets = torch.randint(0, 10, (500,), generator=generator)
+    for k in (1, 3, 10):
+        result = top_k_accuracy(logits, targets, k)
+        if not isinstance(result, float):
+            _fail(exercise, f"return a Python float (use .item()), not {type(result).__name__}")
+        ranks = (logits > logits.gather(1, targets.unsqueeze(1))).sum(dim=1)  # how many classes score higher
+        expected = (ranks < k).double().mean().item()
+        if k == 1:
+            _require(abs(result - expected) < 1e-6, exercise, "with k = 1 it must equal the plain accuracy: logits.argmax(1) == targets")
+        if k == 10:
+            _require(abs(result - 1.0) < 1e-6, exercise, "with k = all 10 classes every prediction is right: 1.0")
+        _require(abs(result - expected) < 1e-6, exercise, f"k={k}: got {result:.4f}, expected {expected:.4f}; use logits.topk(k, dim=1).indices")
+    _verdict(True, exercise, "")
+
+
+def check_most_confused(confusion, most_confused) -> None:
+    exercise = "Exercise 02.3 (most confused pair)"
+    both_ways = (confusion + confusion.T).clone()
+    both_ways.fill_diagonal_(0)
+    best = int(both_ways.max())
+    pairs = {(a, b) for a in range(len(confusion)) for b in range(a + 1, len(confusion)) if both_ways[a, b] == best}
+    if not (isinstance(most_confused, tuple) and len(most_confused) == 2 and all(isinstance(c, int) for c in most_confused)):
+        _fail(exercise, "give a tuple of two ints, such as (4, 9)")
+    one_way = confusion.clone()
+    one_way.fill_diagonal_(0)
+    a, b = divmod(int(one_way.argmax()), len(confusion))
+    if tuple(sorted((a, b))) == most_confused and most_confused not in pairs:
+        _fail(exercise, "that pair is the largest in one direction only: add confusion and its transpose")
+    _verdict(tuple(most_confused) in pairs, exercise, "ignore the diagonal (correct predictions) and sort the pair")

@@ -20,3 +20,22 @@ def show_images(images, titles, suptitle, ncols=10, cmap="gray_r"):
     fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def plot_confusion_matrix(confusion, class_names, title):
+    """The confusion matrix (rows: true class, columns: predicted) with counts and a log colour scale."""
+    from matplotlib.colors import LogNorm
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(confusion.numpy() + 1, cmap="viridis", norm=LogNorm())  # +1: log of zero counts
+    for t in range(len(class_names)):
+        for p in range(len(class_names)):
+            count = int(confusion[t, p])
+            if count:
+                ax.text(p, t, count, ha="center", va="center", fontsize=8, color="white" if t != p else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    fig.colorbar(image, ax=ax, label="images + 1 (log scale)")
+    fig.tight_layout()
+    return fig
