@@ -137,3 +137,89 @@ def test_stratified_split(capsys):
     for wrong, hint in [(unstratified, "class"), (not_random, "different seed"), (overlapping, "both parts")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_stratified_split(wrong, labels)
+
+
+def test_conv_arithmetic(capsys):
+    exercises.check_conv_arithmetic(14, 16 * 25 + 16)
+    assert "correct" in capsys.readouterr().out
+    for (size, params), hint in [((12, 416), "padding"), ((15, 416), "floor"), ((14, 400), "bias")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_conv_arithmetic(size, params)
+
+
+def test_top_k_accuracy(capsys):
+    def right(logits, targets, k):
+        return (logits.topk(k, dim=1).indices == targets.unsqueeze(1)).any(dim=1).float().mean().item()
+
+    exercises.check_top_k_accuracy(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda logits, targets, k: torch.tensor(right(logits, targets, k)), "Python float"),
+        (lambda logits, targets, k: right(logits, targets, 1), "k=3"),
+        (lambda logits, targets, k: right(-logits, targets, k), "k = 1"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_top_k_accuracy(wrong)
+
+
+def test_most_confused(capsys):
+    confusion = torch.diag(torch.full((10,), 50))
+    confusion[4, 9], confusion[9, 4] = 6, 5  # 11 both ways
+    confusion[3, 5] = 8  # the largest one way
+    exercises.check_most_confused(confusion, (4, 9))
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [((3, 5), "one direction"), ([4, 9], "tuple"), ((0, 0), "diagonal")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_most_confused(confusion, wrong)
+
+
+def test_bce_with_logits_grad(capsys):
+    exercises.check_bce_with_logits_grad(lambda z, y: (torch.sigmoid(z) - y) / len(z))
+    assert "correct" in capsys.readouterr().out
+    sigma = torch.sigmoid
+    for wrong, hint in [
+        (lambda z, y: sigma(z) - y, "divide by N"),
+        (lambda z, y: (y - sigma(z)) / len(z), "sign"),
+        (lambda z, y: (sigma(z) - y) * sigma(z) * (1 - sigma(z)) / len(z), "cancels"),
+        (lambda z, y: (sigma(z) - y).mean(), "shape"),
+        (lambda z, y: (z - y) / len(z), "differentiate"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_bce_with_logits_grad(wrong)
+
+
+def test_tanh_layer_backward(capsys):
+    def right(X, W, b, G):
+        delta = G * (1 - torch.tanh(X @ W.T + b) ** 2)
+        return delta @ W, delta.T @ X, delta.sum(dim=0)
+
+    exercises.check_tanh_layer_backward(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda X, W, b, G: (G @ W, G.T @ X, G.sum(0)), "derivative"),
+        (lambda X, W, b, G: right(X, W, b, G)[:2], "tuple of three"),
+        (lambda X, W, b, G: (right(X, W, b, G)[0], right(X, W, b, G)[1].T, right(X, W, b, G)[2]), "shape"),
+        (lambda X, W, b, G: (right(X, W, b, G)[0], right(X, W, b, G)[1], 2 * right(X, W, b, G)[2]), "dL/db differs"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_tanh_layer_backward(wrong)
+
+
+def test_avg_pool_backward(capsys):
+    def right(G, k):
+        return G.repeat_interleave(k, dim=2).repeat_interleave(k, dim=3) / k**2
+
+    def corner_only(G, k):  # routes everything to one pixel per window, as max pooling would
+        grad = torch.zeros(*G.shape[:2], G.shape[2] * k, G.shape[3] * k, dtype=G.dtype)
+        grad[..., ::k, ::k] = G
+        return grad
+
+    exercises.check_avg_pool_backward(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda G, k: right(G, k) * k**2, "divide by k"),
+        (lambda G, k: G / k**2, "shape"),
+        (corner_only, "repeat_interleave"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_avg_pool_backward(wrong)
