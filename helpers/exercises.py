@@ -237,3 +237,90 @@ def check_avg_pool_backward(avg_pool_backward) -> None:
             _fail(exercise, f"each input is 1/k^2 of its window's mean: divide by k^2 = {k * k}")
         _require(torch.allclose(got, x.grad, atol=1e-10), exercise, "every input pixel of a window receives the window's gradient divided by k^2 (repeat_interleave helps)")
     _verdict(True, exercise, "")
+
+
+# --- Lesson 04 --------------------------------------------------------------------------------
+
+
+def check_nesterov_step(nesterov_step) -> None:
+    exercise = "Exercise 04.1 (Nesterov momentum)"
+    scale = torch.tensor([1.0, 10.0, 0.3], dtype=torch.float64)
+
+    def gradient(p):  # of the quadratic 0.5 * sum(scale * p^2)
+        return scale * p
+
+    start = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    lr, momentum = 0.05, 0.9
+    reference = start.clone().requires_grad_()
+    optimizer = torch.optim.SGD([reference], lr=lr, momentum=momentum, nesterov=True)
+    p, buffer = start.clone(), None
+    for step in range(1, 101):
+        g = gradient(p)
+        result = nesterov_step(p, g, buffer, lr, momentum)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            _fail(exercise, "return a tuple (new p, new buffer)")
+        p, buffer = result
+        optimizer.zero_grad()
+        reference.grad = gradient(reference.detach())
+        optimizer.step()
+        if not torch.allclose(p, reference.detach(), atol=1e-10, rtol=0):
+            plain, plain_buffer = start.clone(), None
+            for _ in range(step):
+                g0 = gradient(plain)
+                plain_buffer = g0.clone() if plain_buffer is None else momentum * plain_buffer + g0
+                plain = plain - lr * plain_buffer
+            if torch.allclose(p, plain, atol=1e-10, rtol=0):
+                _fail(exercise, "that is plain momentum (a step along the buffer); Nesterov steps along g + momentum * buffer")
+            if step == 1:
+                _fail(exercise, "the first step already differs: the first buffer is g itself (not (1 - momentum) g), and the step is lr * (g + momentum * buffer)")
+            _fail(exercise, f"step {step} differs from torch.optim.SGD(nesterov=True): buffer = momentum * buffer + g, then p - lr * (g + momentum * buffer)")
+    _verdict(True, exercise, "")
+
+
+def check_warmup_cosine(warmup_cosine) -> None:
+    import math
+
+    exercise = "Exercise 04.2 (warm-up then cosine)"
+    for base_lr, warmup, total in ((0.1, 10, 100), (3e-4, 25, 60)):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
+        scheduler = torch.optim.lr_scheduler.SequentialLR(
+            optimizer,
+            [
+                torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.1, end_factor=1.0, total_iters=warmup),
+                torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total - warmup),
+            ],
+            milestones=[warmup],
+        )
+        for t in range(total + 1):
+            expected = optimizer.param_groups[0]["lr"]
+            got = warmup_cosine(t, base_lr, warmup, total)
+            if not isinstance(got, (float, int)) or isinstance(got, bool) or not math.isfinite(got):
+                _fail(exercise, f"return a finite number, not {got!r}")
+            if abs(got - expected) > 1e-9 * base_lr:
+                where = "during the warm-up: linear from 0.1 * base_lr at t = 0 to base_lr at t = warmup" if t < warmup else (
+                    "after the warm-up: 0.5 * base_lr * (1 + cos(pi * (t - warmup) / (total - warmup)))")
+                _fail(exercise, f"at t={t} (base_lr={base_lr}, warmup={warmup}, total={total}) expected {expected:.6g}, got {got:.6g}; {where}")
+            optimizer.step()
+            scheduler.step()
+    _verdict(True, exercise, "")
+
+
+def check_kaiming_conv(fan_in, kaiming_std) -> None:
+    import math
+
+    exercise = "Exercise 04.3 (Kaiming initialisation of a convolution)"
+    expected_fan_in = 16 * 3 * 3
+    if fan_in == 16:
+        _fail(exercise, "each output of a convolution sums over in_channels x kernel height x kernel width inputs, not in_channels alone")
+    if fan_in == 32 * 3 * 3:
+        _fail(exercise, "that is the fan-out (out_channels x k x k); the forward pass sums over the inputs")
+    _require(fan_in == expected_fan_in, exercise, "fan-in = in_channels x kernel height x kernel width")
+    if isinstance(kaiming_std, (int, float)) and abs(kaiming_std - 2 / expected_fan_in) < 1e-9:
+        _fail(exercise, "that is the variance 2 / fan_in; the standard deviation is its square root")
+    if isinstance(kaiming_std, (int, float)) and abs(kaiming_std - math.sqrt(1 / expected_fan_in)) < 1e-9:
+        _fail(exercise, "for ReLU the variance is 2 / fan_in (ReLU zeroes half of its inputs), not 1 / fan_in")
+    _verdict(
+        isinstance(kaiming_std, (int, float)) and abs(kaiming_std - math.sqrt(2 / expected_fan_in)) < 1e-9,
+        exercise,
+        "std = sqrt(2 / fan_in), a Python float",
+    )

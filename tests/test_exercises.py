@@ -223,3 +223,63 @@ def test_avg_pool_backward(capsys):
     ]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_avg_pool_backward(wrong)
+
+
+def test_nesterov_step(capsys):
+    def right(p, g, buffer, lr, momentum):
+        buffer = g.clone() if buffer is None else momentum * buffer + g
+        return p - lr * (g + momentum * buffer), buffer
+
+    def plain_momentum(p, g, buffer, lr, momentum):
+        buffer = g.clone() if buffer is None else momentum * buffer + g
+        return p - lr * buffer, buffer
+
+    def zero_start(p, g, buffer, lr, momentum):  # momentum * 0 + g = g: the same as starting at g
+        return right(p, g, torch.zeros_like(g) if buffer is None else buffer, lr, momentum)
+
+    def dampened(p, g, buffer, lr, momentum):
+        buffer = (1 - momentum) * g if buffer is None else momentum * buffer + (1 - momentum) * g
+        return p - lr * (g + momentum * buffer), buffer
+
+    exercises.check_nesterov_step(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [(plain_momentum, "plain momentum"), (dampened, "first step"), (lambda *args: right(*args)[0], "tuple")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_nesterov_step(wrong)
+    exercises.check_nesterov_step(zero_start)
+    assert "correct" in capsys.readouterr().out
+
+
+def test_warmup_cosine(capsys):
+    import math
+
+    def right(t, base_lr, warmup, total):
+        if t < warmup:
+            return base_lr * (0.1 + 0.9 * t / warmup)
+        return base_lr * 0.5 * (1 + math.cos(math.pi * (t - warmup) / (total - warmup)))
+
+    exercises.check_warmup_cosine(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda t, b, w, T: b * t / w if t < w else right(t, b, w, T), "during the warm-up"),
+        (lambda t, b, w, T: right(t, b, w, T) if t < w else b * 0.5 * (1 + math.cos(math.pi * t / T)), "after the warm-up"),
+        (lambda t, b, w, T: torch.tensor(right(t, b, w, T)), "finite number"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_warmup_cosine(wrong)
+
+
+def test_kaiming_conv(capsys):
+    import math
+
+    exercises.check_kaiming_conv(144, math.sqrt(2 / 144))
+    assert "correct" in capsys.readouterr().out
+    for (fan_in, std), hint in [
+        ((16, math.sqrt(2 / 16)), "in_channels x kernel"),
+        ((288, math.sqrt(2 / 288)), "fan-out"),
+        ((144, 2 / 144), "square root"),
+        ((144, math.sqrt(1 / 144)), "2 / fan_in"),
+        ((144, torch.tensor(math.sqrt(2 / 144))), "Python float"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_kaiming_conv(fan_in, std)
