@@ -1,4 +1,8 @@
+import gzip
+import hashlib
+import http.server
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,3 +27,39 @@ def course_copy(tmp_path, monkeypatch):
     shutil.copytree(COURSE / "data" / "samples", root / "data" / "samples")
     monkeypatch.setenv("COURSE_ROOT", str(root))
     return root
+
+
+@pytest.fixture
+def local_mirror(tmp_path, monkeypatch):
+    """Play a dataset's download mirror with a web server on localhost, serving the embedded sample.
+
+    `serve(datasets.MNIST)` points the class's `mirrors` and `resources` at the server, so that
+    torchvision's own download code runs unchanged and fetches the sample files as the dataset.
+    """
+    servers = []
+
+    def serve(dataset_class):
+        mirror = tmp_path / f"mirror-{dataset_class.__name__}"
+        mirror.mkdir()
+        resources = []
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+            packed = gzip.compress((COURSE / "data" / "samples" / dataset_class.__name__ / "raw" / name).read_bytes())
+            (mirror / f"{name}.gz").write_bytes(packed)
+            resources.append((f"{name}.gz", hashlib.md5(packed).hexdigest()))
+
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(mirror), **kwargs)
+
+            def log_message(self, *args):
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        monkeypatch.setattr(dataset_class, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
+        monkeypatch.setattr(dataset_class, "resources", resources)
+
+    yield serve
+    for server in servers:
+        server.shutdown()

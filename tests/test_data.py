@@ -1,9 +1,6 @@
 import gzip
-import hashlib
-import http.server
 import shutil
 import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -134,32 +131,11 @@ def test_a_wrong_debian_file_is_refused(monkeypatch, data_root, tmp_path):
     assert not (data_root / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").exists()
 
 
-def test_the_standard_download_path_is_used_when_the_network_answers(monkeypatch, data_root, tmp_path, capsys):
+def test_the_standard_download_path_is_used_when_the_network_answers(monkeypatch, data_root, local_mirror, capsys):
     """A local web server plays the MNIST mirror: torchvision's own download code fetches from it."""
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    resources = []
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        packed = gzip.compress((SAMPLES / "MNIST/raw" / name).read_bytes())
-        (mirror / f"{name}.gz").write_bytes(packed)
-        resources.append((f"{name}.gz", hashlib.md5(packed).hexdigest()))
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(mirror), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setenv("COURSE_OFFLINE", "0")
-        monkeypatch.setattr(datasets.MNIST, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
-        monkeypatch.setattr(datasets.MNIST, "resources", resources)
-        test = data.load_mnist(train=False)
-    finally:
-        server.shutdown()
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    local_mirror(datasets.MNIST)
+    test = data.load_mnist(train=False)
     assert len(test) == 1000 and test.source == "the full dataset, downloaded"
     assert (data_root / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
     assert "MNIST test: 1,000 images from the full dataset, downloaded" in capsys.readouterr().out

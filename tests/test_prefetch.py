@@ -1,4 +1,8 @@
+import socket
+import urllib.request
 from types import SimpleNamespace
+
+from torchvision import datasets
 
 from helpers import data, prefetch
 
@@ -19,3 +23,25 @@ def test_prefetch_succeeds_when_everything_is_full(monkeypatch, data_root, capsy
     monkeypatch.setattr(data, "load_fashion_mnist", fake_loader("the full dataset in /x/FashionMNIST"))
     assert prefetch.main() == 0
     assert "runs without a network" in capsys.readouterr().out
+
+
+def test_after_prefetch_the_course_runs_with_the_network_off(monkeypatch, data_root, local_mirror, tmp_path, capsys):
+    """Prefetch while a (local) mirror answers; then make every connection fail: the full data is still there."""
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", tmp_path / "not-installed")
+    local_mirror(datasets.MNIST)
+    local_mirror(datasets.FashionMNIST)
+    assert prefetch.main() == 0
+
+    def no_network(*args, **kwargs):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    capsys.readouterr()
+    for load, name in ((data.load_mnist, "MNIST"), (data.load_fashion_mnist, "FashionMNIST")):
+        for train in (True, False):
+            dataset = load(train=train)
+            assert dataset.source == f"the full dataset in {data_root / name}", dataset.source
+            assert len(dataset) == (4000 if train else 1000)  # the local mirror served the sample files
+    assert "embedded sample" not in capsys.readouterr().out
