@@ -3,13 +3,14 @@
 #   make run       execute every lesson headless; executed notebooks and HTML go to build/
 #   make test      unit tests + every lesson under nbval, in fast mode (what CI runs)
 #   make prefetch  download the full datasets into the data root, for a classroom without network
+#   make student   student copies of the lessons (answers replaced by TODOs) in student/
 #   make bench     speed benchmarks; tables in benchmarks/README.md
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.course-installed
 
-.PHONY: setup lab run test prefetch bench badges clean
+.PHONY: setup lab run test prefetch student bench badges clean
 
 setup: $(STAMP)
 
@@ -32,14 +33,19 @@ test: setup
 prefetch: setup
 	$(BIN)/python -m helpers.prefetch
 
+student: setup
+	$(BIN)/python tools/make_student.py
+
 # Speed, measured side by side; rewrites the tables in benchmarks/README.md.
 bench: setup
 	$(BIN)/python -m benchmarks.bench_pipeline
 	$(BIN)/python -m benchmarks.bench_training
 
-# Write the repository URL of pyproject.toml into every notebook's badge and setup cell.
+# Write the repository URL of pyproject.toml into every notebook's badge and setup cell, and
+# regenerate the student copies from them.
 badges: setup
 	$(BIN)/python tools/set_repo_url.py
+	$(BIN)/python tools/make_student.py
 
 clean:
 	rm -rf build/ .pytest_cache/

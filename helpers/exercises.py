@@ -6,8 +6,50 @@ when the answer is wrong, so that a wrong answer stops the notebook where it hap
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
+
 import numpy as np
 import torch
+
+
+class _Todo:
+    """The placeholder that student copies put where an answer goes (see tools/make_student.py)."""
+
+    def __repr__(self):
+        return "TODO"
+
+
+TODO = _Todo()
+
+
+def _check(title: str):
+    """Make a check say "not done yet" (and not fail) while the exercise still holds its TODO.
+
+    An answer that is still TODO, or a function or class that still raises NotImplementedError,
+    gets one line saying so; the notebook goes on. Anything else is checked, and the check
+    receives the exercise's title as its first argument.
+    """
+
+    def decorate(check):
+        @functools.wraps(check)
+        def run(*answers):
+            not_done = f"{title}: not done yet. Replace the TODO in the cell above with your answer and run the cell again."
+            if any(answer is TODO for answer in answers):
+                print(not_done)
+                return
+            try:
+                check(title, *answers)
+            except NotImplementedError:
+                print(not_done)
+
+        run.title = title
+        signature = inspect.signature(check)
+        run.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])  # without `exercise`
+        return run
+
+    return decorate
 
 
 def _verdict(ok: bool, exercise: str, hint: str) -> None:
@@ -29,8 +71,8 @@ def _fail(exercise: str, hint: str) -> None:
 # --- Lesson 00 --------------------------------------------------------------------------------
 
 
-def check_zero_fraction(dataset, zero_fraction) -> None:
-    exercise = "Exercise 00.1 (fraction of zero pixels)"
+@_check("Exercise 00.1 (fraction of zero pixels)")
+def check_zero_fraction(exercise, dataset, zero_fraction) -> None:
     expected = (dataset.data == 0).double().mean().item()
     if not isinstance(zero_fraction, (float, int)) or isinstance(zero_fraction, bool):
         _fail(exercise, f"give a Python float, not {type(zero_fraction).__name__} (`.item()` turns a 1-element tensor into one)")
@@ -41,8 +83,8 @@ def check_zero_fraction(dataset, zero_fraction) -> None:
     _verdict(abs(zero_fraction - expected) < 1e-4, exercise, "count the pixels equal to 0 in `dataset.data` and divide by the number of all pixels")
 
 
-def check_brightest_class(dataset, brightest_class) -> None:
-    exercise = "Exercise 00.2 (brightest class)"
+@_check("Exercise 00.2 (brightest class)")
+def check_brightest_class(exercise, dataset, brightest_class) -> None:
     means = torch.stack([dataset.data[dataset.targets == c].double().mean() for c in range(len(dataset.classes))])
     if not isinstance(brightest_class, str):
         _fail(exercise, f"give the class name, such as dataset.classes[i], not a {type(brightest_class).__name__}")
@@ -58,8 +100,8 @@ def check_brightest_class(dataset, brightest_class) -> None:
 # --- Lesson 01 --------------------------------------------------------------------------------
 
 
-def check_normalisation(dataset, mean, std) -> None:
-    exercise = "Exercise 01.1 (normalisation statistics)"
+@_check("Exercise 01.1 (normalisation statistics)")
+def check_normalisation(exercise, dataset, mean, std) -> None:
     pixels = dataset.data.double() / 255
     expected_mean, expected_std = pixels.mean().item(), pixels.std().item()
     for name, value in (("mean", mean), ("std", std)):
@@ -77,8 +119,8 @@ def check_normalisation(dataset, mean, std) -> None:
     )
 
 
-def check_class_folders(dataset_class, root) -> None:
-    exercise = "Exercise 01.2 (a dataset over class folders)"
+@_check("Exercise 01.2 (a dataset over class folders)")
+def check_class_folders(exercise, dataset_class, root) -> None:
     from pathlib import Path
 
     from PIL import Image
@@ -101,8 +143,8 @@ def check_class_folders(dataset_class, root) -> None:
     _verdict(transformed is marker, exercise, "apply `transform` to the image when one is given")
 
 
-def check_stratified_split(split_function, labels) -> None:
-    exercise = "Exercise 01.3 (stratified split)"
+@_check("Exercise 01.3 (stratified split)")
+def check_stratified_split(exercise, split_function, labels) -> None:
     for fraction in (0.1, 0.25):
         train, val = split_function(labels, fraction, torch.Generator().manual_seed(0))
         train, val = [int(i) for i in train], [int(i) for i in val]
@@ -126,8 +168,8 @@ def check_stratified_split(split_function, labels) -> None:
 # --- Lesson 02 --------------------------------------------------------------------------------
 
 
-def check_conv_arithmetic(out_size, n_params) -> None:
-    exercise = "Exercise 02.1 (convolution arithmetic)"
+@_check("Exercise 02.1 (convolution arithmetic)")
+def check_conv_arithmetic(exercise, out_size, n_params) -> None:
     from torch import nn
 
     layer = nn.Conv2d(1, 16, kernel_size=5, stride=2, padding=2)
@@ -141,8 +183,8 @@ def check_conv_arithmetic(out_size, n_params) -> None:
     _verdict(n_params == expected_params, exercise, "parameters = out_channels x in_channels x k x k (+ out_channels biases)")
 
 
-def check_top_k_accuracy(top_k_accuracy) -> None:
-    exercise = "Exercise 02.2 (top-k accuracy)"
+@_check("Exercise 02.2 (top-k accuracy)")
+def check_top_k_accuracy(exercise, top_k_accuracy) -> None:
     generator = torch.Generator().manual_seed(0)
     logits = torch.randn(500, 10, generator=generator)
     targets = torch.randint(0, 10, (500,), generator=generator)
@@ -160,8 +202,8 @@ def check_top_k_accuracy(top_k_accuracy) -> None:
     _verdict(True, exercise, "")
 
 
-def check_most_confused(confusion, most_confused) -> None:
-    exercise = "Exercise 02.3 (most confused pair)"
+@_check("Exercise 02.3 (most confused pair)")
+def check_most_confused(exercise, confusion, most_confused) -> None:
     both_ways = (confusion + confusion.T).clone()
     both_ways.fill_diagonal_(0)
     best = int(both_ways.max())
@@ -179,8 +221,8 @@ def check_most_confused(confusion, most_confused) -> None:
 # --- Lesson 03 --------------------------------------------------------------------------------
 
 
-def check_bce_with_logits_grad(bce_with_logits_grad) -> None:
-    exercise = "Exercise 03.1 (gradient of binary cross-entropy with logits)"
+@_check("Exercise 03.1 (gradient of binary cross-entropy with logits)")
+def check_bce_with_logits_grad(exercise, bce_with_logits_grad) -> None:
     generator = torch.Generator().manual_seed(0)
     z = torch.randn(50, generator=generator, dtype=torch.float64, requires_grad=True)
     y = torch.randint(0, 2, (50,), generator=generator).double()
@@ -199,8 +241,8 @@ def check_bce_with_logits_grad(bce_with_logits_grad) -> None:
     _verdict(torch.allclose(got, expected, atol=1e-10), exercise, "differentiate -[y log s + (1 - y) log(1 - s)] with s = sigma(z), using sigma' = s(1 - s)")
 
 
-def check_tanh_layer_backward(tanh_layer_backward) -> None:
-    exercise = "Exercise 03.2 (backward pass of a tanh layer)"
+@_check("Exercise 03.2 (backward pass of a tanh layer)")
+def check_tanh_layer_backward(exercise, tanh_layer_backward) -> None:
     generator = torch.Generator().manual_seed(0)
     X = torch.randn(6, 4, generator=generator, dtype=torch.float64, requires_grad=True)
     W = torch.randn(3, 4, generator=generator, dtype=torch.float64, requires_grad=True)
@@ -223,8 +265,8 @@ def check_tanh_layer_backward(tanh_layer_backward) -> None:
     _verdict(True, exercise, "")
 
 
-def check_avg_pool_backward(avg_pool_backward) -> None:
-    exercise = "Exercise 03.3 (backward pass of average pooling)"
+@_check("Exercise 03.3 (backward pass of average pooling)")
+def check_avg_pool_backward(exercise, avg_pool_backward) -> None:
     generator = torch.Generator().manual_seed(0)
     for k in (2, 3):
         x = torch.randn(2, 3, 6, 6, generator=generator, dtype=torch.float64, requires_grad=True)
@@ -242,8 +284,8 @@ def check_avg_pool_backward(avg_pool_backward) -> None:
 # --- Lesson 04 --------------------------------------------------------------------------------
 
 
-def check_nesterov_step(nesterov_step) -> None:
-    exercise = "Exercise 04.1 (Nesterov momentum)"
+@_check("Exercise 04.1 (Nesterov momentum)")
+def check_nesterov_step(exercise, nesterov_step) -> None:
     scale = torch.tensor([1.0, 10.0, 0.3], dtype=torch.float64)
 
     def gradient(p):  # of the quadratic 0.5 * sum(scale * p^2)
@@ -277,10 +319,8 @@ def check_nesterov_step(nesterov_step) -> None:
     _verdict(True, exercise, "")
 
 
-def check_warmup_cosine(warmup_cosine) -> None:
-    import math
-
-    exercise = "Exercise 04.2 (warm-up then cosine)"
+@_check("Exercise 04.2 (warm-up then cosine)")
+def check_warmup_cosine(exercise, warmup_cosine) -> None:
     for base_lr, warmup, total in ((0.1, 10, 100), (3e-4, 25, 60)):
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
         scheduler = torch.optim.lr_scheduler.SequentialLR(
@@ -305,10 +345,8 @@ def check_warmup_cosine(warmup_cosine) -> None:
     _verdict(True, exercise, "")
 
 
-def check_kaiming_conv(fan_in, kaiming_std) -> None:
-    import math
-
-    exercise = "Exercise 04.3 (Kaiming initialisation of a convolution)"
+@_check("Exercise 04.3 (Kaiming initialisation of a convolution)")
+def check_kaiming_conv(exercise, fan_in, kaiming_std) -> None:
     expected_fan_in = 16 * 3 * 3
     if fan_in == 16:
         _fail(exercise, "each output of a convolution sums over in_channels x kernel height x kernel width inputs, not in_channels alone")
