@@ -1,8 +1,10 @@
 """Fetch everything the course downloads, ahead of a class: `python -m helpers.prefetch`.
 
 Run it once while a network is there (`make prefetch`); afterwards the lessons find the full
-datasets in the data root and run without a network. Exits with status 1 when something could
-only be had as the embedded sample, so a teacher knows before the class, not during it.
+datasets in the data root, and lesson 05 its pretrained ResNet-18 (ImageNet's in the torch cache,
+or, where those cannot be had, the course's own, pretrained here once), and run without a network.
+Exits with status 1 when a dataset could only be had as the embedded sample, so a teacher knows
+before the class, not during it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from helpers import config, data
+from helpers import config, data, pretrained
 
 
 def main() -> int:
@@ -21,6 +23,7 @@ def main() -> int:
         for train in (True, False):
             if "embedded sample" in load(train=train).source:
                 missing.append(f"{name} {'train' if train else 'test'}")
+    print(f"Lesson 05's pretrained ResNet-18: {pretrained.load_pretrained_resnet18().source}")
     if missing:
         print(f"Only the embedded sample is available for: {', '.join(missing)}. Connect to a network and run again.")
         return 1

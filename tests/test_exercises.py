@@ -283,3 +283,55 @@ def test_kaiming_conv(capsys):
     ]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_kaiming_conv(fan_in, std)
+
+
+def test_freeze_all_but_last_stage(capsys):
+    def right(model):
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith(("layer4.", "fc.")))
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def head_only(model):
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("fc."))
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    def forgot_head(model):
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("layer4."))
+        return 0
+
+    def counts_all(model):
+        right(model)
+        return sum(p.numel() for p in model.parameters())
+
+    exercises.check_freeze_all_but_last_stage(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [(head_only, "keep `layer4`"), (forgot_head, "head `fc`"), (counts_all, "counts all"), (lambda m: right(m) - 1, "sum of p.numel")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_freeze_all_but_last_stage(wrong)
+
+
+def test_layerwise_groups(capsys):
+    order = [("fc",), ("layer4",), ("layer3",), ("layer2",), ("layer1",), ("conv1", "bn1")]
+
+    def right(model, head_lr, decay):
+        return [{"params": [p for n, p in model.named_parameters() if n.split(".")[0] in prefixes], "lr": head_lr * decay**depth}
+                for depth, prefixes in enumerate(order)]
+
+    def no_stem(model, head_lr, decay):
+        return right(model, head_lr, decay)[:-1]
+
+    def twice(model, head_lr, decay):
+        groups = right(model, head_lr, decay)
+        groups[0]["params"] = groups[0]["params"] + groups[1]["params"]
+        return groups
+
+    def flat(model, head_lr, decay):
+        return [{"params": list(model.parameters()), "lr": head_lr}]
+
+    exercises.check_layerwise_groups(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [(no_stem, "in no group"), (twice, "two groups"), (flat, "expected head_lr"), (lambda *a: {"lr": 1}, "list of dicts")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_layerwise_groups(wrong)

@@ -2,13 +2,20 @@ import socket
 import urllib.request
 from types import SimpleNamespace
 
+import pytest
 from torchvision import datasets
 
-from helpers import data, prefetch
+from helpers import data, prefetch, pretrained
 
 
 def fake_loader(source):
     return lambda train: SimpleNamespace(source=source)
+
+
+@pytest.fixture(autouse=True)
+def no_pretraining(monkeypatch):
+    """Prefetch also fetches or builds lesson 05's ResNet; test_pretrained.py covers that part."""
+    monkeypatch.setattr(pretrained, "load_pretrained_resnet18", lambda: SimpleNamespace(source="a stand-in"))
 
 
 def test_prefetch_fails_when_only_samples_could_be_had(monkeypatch, data_root, capsys):

@@ -1,0 +1,74 @@
+"""Lesson 05's pretrained ResNet-18: the weights API when possible, else the course's own, cached."""
+
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import pretrained
+
+
+def test_to_inputs_pads_normalises_and_repeats():
+    images = torch.full((2, 28, 28), 255, dtype=torch.uint8)
+    x = pretrained.to_inputs(images, mean=0.5, std=0.25)
+    assert x.shape == (2, 3, 32, 32)
+    assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+    assert x[0, 0, 0, 0] == (0 - 0.5) / 0.25 and x[0, 0, 2, 2] == (1 - 0.5) / 0.25
+
+
+@pytest.fixture
+def empty_torch_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    return tmp_path / "hub" / "checkpoints"
+
+
+def test_imagenet_weights_in_the_cache_need_no_network(empty_torch_cache, monkeypatch):
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    assert "COURSE_OFFLINE=1" in pretrained._why_no_imagenet()
+    empty_torch_cache.mkdir(parents=True)
+    (empty_torch_cache / Path(pretrained.IMAGENET.url).name).write_bytes(b"")
+    assert pretrained._why_no_imagenet() is None
+
+
+def test_an_unreachable_server_is_named(empty_torch_cache, monkeypatch):
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+
+    def refuse(address, timeout):
+        assert address == ("download.pytorch.org", 443) and timeout <= 5
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert pretrained._why_no_imagenet() == "cannot reach download.pytorch.org: Network is unreachable"
+
+
+def test_offline_it_pretrains_once_then_loads_and_never_says_imagenet(empty_torch_cache, data_root, monkeypatch, capsys):
+    calls = []
+
+    def quick_pretraining(model, n_images, epochs, progress):
+        calls.append((n_images, epochs))
+        with torch.no_grad():
+            model.fc.bias.fill_(0.5)
+        return {"images": n_images, "epochs": epochs, "fashion_test_accuracy": 0.5, "mean": 0.3, "std": 0.4}
+
+    monkeypatch.setattr(pretrained, "_pretrain_on_fashion_mnist", quick_pretraining)
+    monkeypatch.setenv("COURSE_FAST", "1")
+    first = pretrained.load_pretrained_resnet18(progress=False)
+    second = pretrained.load_pretrained_resnet18(progress=False)
+    assert calls == [(12_000, 1)]
+    assert (data_root / "checkpoints" / "resnet18-fashion-mnist-12000x1.pt").is_file()
+    for result in (first, second):
+        assert not result.imagenet and "not ImageNet" in result.source and "Fashion-MNIST" in result.source
+        assert (result.mean, result.std) == (0.3, 0.4)
+        assert torch.equal(result.model.fc.bias, torch.full((10,), 0.5))
+    out = capsys.readouterr().out
+    assert out.count("No ImageNet weights (COURSE_OFFLINE=1") == 2 and "from " + str(data_root / "checkpoints") in out
+
+
+def test_pretraining_learns_the_source_task(data_root, monkeypatch):
+    """A real, small pretraining run (500 images, one epoch) ends well above chance on Fashion-MNIST."""
+    model = pretrained.resnet18(weights=None, num_classes=10)
+    meta = pretrained._pretrain_on_fashion_mnist(model, 500, 1, progress=False)
+    assert meta["images"] == 500 and meta["epochs"] == 1
+    assert 0.2 < meta["mean"] < 0.4 and 0.25 < meta["std"] < 0.45
+    assert meta["fashion_test_accuracy"] > 0.3
