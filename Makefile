@@ -40,6 +40,7 @@ student: setup
 bench: setup
 	$(BIN)/python -m benchmarks.bench_pipeline
 	$(BIN)/python -m benchmarks.bench_training
+	$(BIN)/python -m benchmarks.bench_scaling
 
 # Write the repository URL of pyproject.toml into every notebook's badge and setup cell, and
 # regenerate the student copies from them.

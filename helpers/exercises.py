@@ -412,3 +412,51 @@ def check_layerwise_groups(exercise, layerwise_groups) -> None:
         if abs(owner[id(p)] - expected) > 1e-15:
             _fail(exercise, f"{name} has lr {owner[id(p)]:.3g}, expected head_lr * decay**{depth[name.split('.')[0]]} = {expected:.3g}")
     _verdict(True, exercise, "")
+
+
+# --- Lesson 07 --------------------------------------------------------------------------------
+
+
+@_check("Exercise 07.1 (linear scaling rule)")
+def check_linear_scaling(exercise, global_batch, scaled_lr) -> None:
+    if global_batch == 128:
+        _fail(exercise, "128 is the batch of one GPU; the global batch counts the images of all 4 GPUs in one step")
+    _require(global_batch == 512, exercise, "global batch = number of GPUs x images per GPU")
+    if isinstance(scaled_lr, (int, float)) and abs(scaled_lr - 0.1 * 4) < 1e-12:
+        _fail(exercise, "scale by the ratio of global batch sizes (512 / 256), not by the number of GPUs")
+    _verdict(isinstance(scaled_lr, (int, float)) and abs(scaled_lr - 0.2) < 1e-12, exercise, "scaled lr = 0.1 x (new global batch / 256)")
+
+
+@_check("Exercise 07.2 (an accumulated step)")
+def check_accumulated_step(exercise, accumulated_step) -> None:
+    from torch import nn
+
+    def make():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 5)).double()
+        return model, torch.optim.SGD(model.parameters(), lr=0.5)
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(24, 20, generator=generator, dtype=torch.float64)
+    y = torch.randint(0, 5, (24,), generator=generator)
+    reference, reference_optimizer = make()
+    reference_optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(reference(x), y).backward()
+    reference_optimizer.step()
+    expected = torch.cat([p.detach().flatten() for p in reference.parameters()])
+    for k in (1, 3, 4):
+        model, optimizer = make()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.grad = torch.ones_like(p)  # stale gradients: the step must start by clearing them
+        accumulated_step(model, optimizer, x, y, k)
+        got = torch.cat([p.detach().flatten() for p in model.parameters()])
+        if torch.allclose(got, expected, atol=1e-12):
+            continue
+        start = torch.cat([p.detach().flatten() for p in make()[0].parameters()])
+        if k > 1 and torch.allclose(got - start, k * (expected - start), atol=1e-10):
+            _fail(exercise, f"with k={k} the step is {k} times too large: divide each micro-batch's loss by k")
+        if torch.allclose(got - start, expected - start - 0.5, atol=1e-10):
+            _fail(exercise, "the gradients left from before were added in: call optimizer.zero_grad() first")
+        _fail(exercise, f"with k={k} the result differs from one step on the whole batch: zero_grad, then backward on each micro-batch's loss / k, then one step")
+    _verdict(True, exercise, "")

@@ -335,3 +335,44 @@ def test_layerwise_groups(capsys):
     for wrong, hint in [(no_stem, "in no group"), (twice, "two groups"), (flat, "expected head_lr"), (lambda *a: {"lr": 1}, "list of dicts")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_layerwise_groups(wrong)
+
+
+def test_linear_scaling(capsys):
+    exercises.check_linear_scaling(512, 0.2)
+    assert "correct" in capsys.readouterr().out
+    for (batch, lr), hint in [((128, 0.05), "all 4 GPUs"), ((512, 0.4), "ratio of global batch"), ((512, 0.1), "scaled lr"), ((256, 0.1), "number of GPUs x")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_linear_scaling(batch, lr)
+
+
+def test_accumulated_step(capsys):
+    import torch.nn.functional as F
+
+    def right(model, optimizer, x, y, k):
+        optimizer.zero_grad()
+        for xm, ym in zip(x.chunk(k), y.chunk(k)):
+            (F.cross_entropy(model(xm), ym) / k).backward()
+        optimizer.step()
+
+    def not_divided(model, optimizer, x, y, k):
+        optimizer.zero_grad()
+        for xm, ym in zip(x.chunk(k), y.chunk(k)):
+            F.cross_entropy(model(xm), ym).backward()
+        optimizer.step()
+
+    def stale(model, optimizer, x, y, k):
+        for xm, ym in zip(x.chunk(k), y.chunk(k)):
+            (F.cross_entropy(model(xm), ym) / k).backward()
+        optimizer.step()
+
+    def step_each(model, optimizer, x, y, k):
+        for xm, ym in zip(x.chunk(k), y.chunk(k)):
+            optimizer.zero_grad()
+            F.cross_entropy(model(xm), ym).backward()
+            optimizer.step()
+
+    exercises.check_accumulated_step(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [(not_divided, "times too large"), (stale, "zero_grad"), (step_each, "differs from one step")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_accumulated_step(wrong)

@@ -13,11 +13,16 @@ COURSE = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((COURSE / "notebooks").glob("*.ipynb"))
 
 
-def test_lessons_are_numbered_from_00_without_gaps():
+def test_lessons_are_numbered_from_00_and_every_gap_is_announced():
     assert NOTEBOOKS, "no notebook in notebooks/"
     names = [p.name for p in NOTEBOOKS]
     assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names), names
-    assert [int(n[:2]) for n in names] == list(range(len(names)))
+    numbers = [int(n[:2]) for n in names]
+    assert numbers[0] == 0 and len(set(numbers)) == len(numbers), names
+    readme = (COURSE / "README.md").read_text()
+    for missing in sorted(set(range(numbers[-1])) - set(numbers)):
+        announced = re.search(rf"^\| {missing:02d} \| [^|]*\*\(in preparation\)\*", readme, re.M)
+        assert announced, f"there is no lesson {missing:02d}, and README's lesson table does not mark it as in preparation"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
