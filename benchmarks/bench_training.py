@@ -107,42 +107,20 @@ def main() -> None:
         per_epoch_scheduler=True,
     )
 
-    generator = config.seed_everything(0)
     train_x = ((train_set.data.unsqueeze(1).float() / 255) - mean) / std
-    course_loader = train.tensor_loader(train_x, train_set.targets, 128, shuffle=True, generator=generator)
-    course_model = models.MnistCNN()
-    course_optimizer = torch.optim.AdamW(course_model.parameters(), lr=0.01, weight_decay=1e-4)
-    course = race(
-        "course",
-        course_model,
-        course_loader,
-        course_optimizer,
-        torch.optim.lr_scheduler.OneCycleLR(course_optimizer, max_lr=0.01, total_steps=5 * len(course_loader)),
-        F.cross_entropy,
-        test_x,
-        test_y,
-        args.target,
-        min(args.max_epochs, 5),
-        per_epoch_scheduler=False,
-    )
 
-    generator = config.seed_everything(0)
-    small_loader = train.tensor_loader(train_x, train_set.targets, 256, shuffle=True, generator=generator)
-    small_model = models.MnistCNN(channels=(16, 32), hidden=64)
-    small_optimizer = torch.optim.AdamW(small_model.parameters(), lr=0.02, weight_decay=1e-4)
-    small = race(
-        "course, small budget",
-        small_model,
-        small_loader,
-        small_optimizer,
-        torch.optim.lr_scheduler.OneCycleLR(small_optimizer, max_lr=0.02, total_steps=2 * len(small_loader)),
-        F.cross_entropy,
-        test_x,
-        test_y,
-        args.target,
-        min(args.max_epochs, 2),
-        per_epoch_scheduler=False,
-    )
+    def course_recipe(name, model_kwargs, batch_size, max_lr, epochs):
+        """The course's recipe: in-memory batches, AdamW, a one-cycle schedule over `epochs`."""
+        generator = config.seed_everything(0)
+        loader = train.tensor_loader(train_x, train_set.targets, batch_size, shuffle=True, generator=generator)
+        model = models.MnistCNN(**model_kwargs)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=1e-4)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * len(loader))
+        return race(name, model, loader, optimizer, scheduler, F.cross_entropy, test_x, test_y, args.target,
+                    min(args.max_epochs, epochs), per_epoch_scheduler=False)
+
+    course = course_recipe("course", {}, batch_size=128, max_lr=0.01, epochs=5)
+    small = course_recipe("course, small budget", {"channels": (16, 32), "hidden": 64}, batch_size=256, max_lr=0.02, epochs=2)
 
     rows = [
         "| recipe | seconds to the target | epochs to the target | test accuracy then | speed-up |",
