@@ -1,5 +1,6 @@
 """Each exercise check accepts a right answer and names the typical mistakes."""
 
+import inspect
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -376,3 +377,19 @@ def test_accumulated_step(capsys):
     for wrong, hint in [(not_divided, "times too large"), (stale, "zero_grad"), (step_each, "differs from one step")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_accumulated_step(wrong)
+
+
+def test_a_check_says_not_done_yet_to_a_todo_or_an_unwritten_function(capsys):
+    def unwritten(z, y):
+        raise NotImplementedError("Exercise 03.1: write bce_with_logits_grad() here")
+
+    exercises.check_kaiming_conv(exercises.TODO, exercises.TODO)
+    exercises.check_bce_with_logits_grad(unwritten)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        f"{exercises.check_kaiming_conv.title}: not done yet. Replace the TODO in the cell above with your answer and run the cell again.",
+        f"{exercises.check_bce_with_logits_grad.title}: not done yet. Replace the TODO in the cell above with your answer and run the cell again.",
+    ]
+    with pytest.raises(AssertionError, match="not yet"):  # a real wrong answer still fails
+        exercises.check_kaiming_conv(16, 0.1)
+    assert list(inspect.signature(exercises.check_kaiming_conv).parameters) == ["fan_in", "kaiming_std"]

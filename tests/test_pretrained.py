@@ -72,3 +72,33 @@ def test_pretraining_learns_the_source_task(data_root, monkeypatch):
     assert meta["images"] == 500 and meta["epochs"] == 1
     assert 0.2 < meta["mean"] < 0.4 and 0.25 < meta["std"] < 0.45
     assert meta["fashion_test_accuracy"] > 0.3
+
+
+def test_with_imagenet_weights_the_weights_api_is_used_and_named(empty_torch_cache, monkeypatch, capsys):
+    empty_torch_cache.mkdir(parents=True)
+    (empty_torch_cache / Path(pretrained.IMAGENET.url).name).write_bytes(b"")  # "in the torch cache"
+    calls = []
+
+    def fake_resnet18(weights=None, progress=True, **kwargs):
+        calls.append(weights)
+        return torch.nn.Linear(1, 1)
+
+    monkeypatch.setattr(pretrained, "resnet18", fake_resnet18)
+    result = pretrained.load_pretrained_resnet18(progress=False)
+    assert calls == [pretrained.IMAGENET] and result.imagenet and result.source.startswith("ImageNet")
+    assert abs(result.mean - (0.485 + 0.456 + 0.406) / 3) < 1e-9 and abs(result.std - (0.229 + 0.224 + 0.225) / 3) < 1e-9
+    assert "through torchvision's weights API" in capsys.readouterr().out
+
+
+def test_a_failed_imagenet_download_falls_back_and_says_why(empty_torch_cache, monkeypatch, capsys):
+    monkeypatch.setattr(pretrained, "_why_no_imagenet", lambda: None)  # the server seemed to answer
+
+    def failing_resnet18(weights=None, progress=True, **kwargs):
+        if weights is not None:
+            raise OSError("connection reset by peer")
+        return torch.nn.Linear(1, 1)
+
+    monkeypatch.setattr(pretrained, "resnet18", failing_resnet18)
+    monkeypatch.setattr(pretrained, "course_pretrained_resnet18", lambda progress: "the course's own")
+    assert pretrained.load_pretrained_resnet18(progress=False) == "the course's own"
+    assert "No ImageNet weights (the download failed: connection reset by peer)" in capsys.readouterr().out
