@@ -44,6 +44,7 @@ def fit(
     scheduler_per: str = "batch",
     device: torch.device | str | None = None,
     writer=None,
+    histograms: bool = False,
     progress: bool = True,
 ) -> dict[str, list[float]]:
     """Train `model` for `epochs` passes over `train_loader`; returns the history.
@@ -51,7 +52,8 @@ def fit(
     scheduler_per: "batch" steps the scheduler after every optimiser step (OneCycleLR, warm-up),
     "epoch" after every epoch (StepLR, CosineAnnealingLR counted in epochs).
     writer: a `torch.utils.tensorboard.SummaryWriter`; losses, accuracies and the learning rate
-    are logged per epoch under "loss/...", "accuracy/..." and "lr".
+    are logged per epoch under "loss/...", "accuracy/..." and "lr"; with histograms=True, also the
+    values of every parameter under "weights/<name>", before training (step 0) and after each epoch.
     The history has one entry per epoch for train_loss, train_accuracy (measured during the epoch,
     with dropout active), val_loss, val_accuracy, lr and seconds, and one per step for step_loss.
     """
@@ -59,6 +61,10 @@ def fit(
         raise ValueError(f"scheduler_per must be 'batch' or 'epoch', not {scheduler_per!r}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     history = {key: [] for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds", "step_loss")}
+    if histograms and writer is None:
+        raise ValueError("histograms=True needs a writer (a torch.utils.tensorboard.SummaryWriter) to log them to")
+    if histograms:
+        _log_weights(writer, model, 0)
     step = 0
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
@@ -107,9 +113,16 @@ def fit(
                     kind, split = key.split("_")[1], key.split("_")[0]
                     writer.add_scalar(f"{kind}/{split}", history[key][-1], epoch)
             writer.add_scalar("lr", history["lr"][-1], epoch)
+            if histograms:
+                _log_weights(writer, model, epoch)
         if progress:
             print(f"{line} | {history['seconds'][-1]:.1f} s")
     return history
+
+
+def _log_weights(writer, model: nn.Module, step: int) -> None:
+    for name, p in model.named_parameters():
+        writer.add_histogram(f"weights/{name}", p.detach().cpu(), step)
 
 
 @torch.no_grad()

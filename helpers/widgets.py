@@ -3,6 +3,9 @@
 Lesson 04: `trajectory` (built in the lesson) runs a `torch.optim` optimiser on a 2-D test
 function; `draw_trajectory` draws one run over the function's contours; `optimizer_playground`
 wraps that drawing in sliders.
+
+Lesson 06: `draw_prediction` draws one image, its Grad-CAM overlay and the predicted
+probabilities; `prediction_explorer` wraps it in a slider over the test images.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from helpers import explain
 
 
 def quadratic(p):
@@ -118,3 +123,83 @@ def optimizer_playground():
         beta2=widgets.FloatSlider(value=0.999, min=0.5, max=0.9999, step=0.0001, readout_format=".4f", description="alpha / beta2", style=style),
         steps=widgets.IntSlider(value=200, min=10, max=1000, step=10, description="steps", style=style),
     )
+
+
+# Okabe and Ito's colour-blind-safe colours: blue for the true class, vermilion for a wrong prediction.
+TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "#0072B2", "#D55E00", "#BBBBBB"
+
+
+def draw_prediction(axes, image, probabilities, cam, label: int, class_names, title: str = "") -> int:
+    """Draw one prediction on three axes: the image, its Grad-CAM overlay, and the probability of each class.
+
+    image: H x W; probabilities: one per class, summing to 1; cam: H x W in [0, 1]. The bar of the
+    true class is blue, that of a wrong prediction vermilion and hatched, so that colour is never
+    the only cue. Returns the predicted class.
+    """
+    probabilities = torch.as_tensor(probabilities, dtype=torch.float64).flatten()
+    image, cam = torch.as_tensor(image).detach().cpu().squeeze(), torch.as_tensor(cam).detach().cpu().squeeze()
+    if len(probabilities) != len(class_names):
+        raise ValueError(f"{len(probabilities)} probabilities for {len(class_names)} class names")
+    if (probabilities < 0).any() or abs(probabilities.sum().item() - 1) > 1e-4:
+        raise ValueError(f"the probabilities must be non-negative and sum to 1, not {probabilities.sum().item():.6f}: apply softmax to the logits")
+    if image.shape != cam.shape:
+        raise ValueError(f"the image is {tuple(image.shape)} but the Grad-CAM map is {tuple(cam.shape)}: upsample the map to the image")
+    if not 0 <= label < len(class_names):
+        raise ValueError(f"label {label} is not a class index (0 to {len(class_names) - 1})")
+    ax_image, ax_cam, ax_bars = axes
+    predicted = int(probabilities.argmax())
+    ax_image.imshow(image.numpy(), cmap="gray_r")
+    ax_image.set(title=f"true: {class_names[label]}", xticks=[], yticks=[])
+    ax_cam.imshow(image.numpy(), cmap="gray_r")
+    overlay = ax_cam.imshow(cam.numpy(), cmap="inferno", alpha=0.55, vmin=0, vmax=1)
+    ax_cam.set(title=f"Grad-CAM for '{class_names[predicted]}'", xticks=[], yticks=[])
+    ax_cam.figure.colorbar(overlay, ax=ax_cam, fraction=0.046, pad=0.04, label="relevance")
+    colours = [TRUE_COLOUR if c == label else WRONG_COLOUR if c == predicted else OTHER_COLOUR for c in range(len(class_names))]
+    bars = ax_bars.barh(range(len(class_names)), probabilities.numpy(), color=colours)
+    if predicted != label:
+        bars[predicted].set_hatch("//")
+    ax_bars.set_yticks(range(len(class_names)), class_names)
+    ax_bars.invert_yaxis()
+    verdict = "correct" if predicted == label else "wrong"
+    ax_bars.set(xlim=(0, 1), xlabel="predicted probability", title=f"predicted: {class_names[predicted]} ({probabilities[predicted]:.1%}, {verdict})")
+    if title:
+        ax_image.figure.suptitle(title)
+    return predicted
+
+
+def prediction_explorer(model, layer, inputs, images, labels, class_names):
+    """A slider over test images (all, the mistakes, or the correct ones) that redraws `draw_prediction`.
+
+    inputs: what the model takes (N x C x H x W); images: the same images for display (N x H x W);
+    layer: the module whose output Grad-CAM uses. Returns the widget; its `result` is
+    (test image index, predicted class) of the image on show.
+    """
+    with torch.no_grad(), explain.eval_mode(model):
+        probabilities = model(inputs).softmax(dim=1)
+    predicted = probabilities.argmax(dim=1)
+    subsets = {
+        "all test images": torch.arange(len(labels)),
+        "mistakes only": torch.nonzero(predicted != labels).flatten(),
+        "correct only": torch.nonzero(predicted == labels).flatten(),
+    }
+    style = {"description_width": "initial"}
+    show = widgets.Dropdown(options=[name for name, keep in subsets.items() if len(keep)], description="show", style=style)
+    position = widgets.IntSlider(value=0, min=0, max=len(subsets[show.value]) - 1, description="image", style=style)
+
+    def on_subset(change):
+        position.value = 0
+        position.max = len(subsets[change["new"]]) - 1
+
+    show.observe(on_subset, names="value")
+
+    def redraw(show, position):
+        index = int(subsets[show][min(position, len(subsets[show]) - 1)])
+        cam = explain.grad_cam(model, layer, inputs[index : index + 1])[0]
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), gridspec_kw={"width_ratios": [1, 1.2, 1.6]})
+        label = int(labels[index])
+        shown = draw_prediction(axes, images[index].cpu(), probabilities[index].cpu(), cam.cpu(), label, class_names, f"test image {index}")
+        fig.tight_layout()
+        plt.show()
+        return index, shown
+
+    return widgets.interactive(redraw, {"manual": False}, show=show, position=position)

@@ -338,6 +338,74 @@ def test_layerwise_groups(capsys):
             exercises.check_layerwise_groups(wrong)
 
 
+def _occlusion(model, x, target, patch, fill, *, evaluate=True, sign=1.0, transpose=False):
+    if evaluate:
+        model.eval()
+    rows, columns = x.shape[-2] // patch, x.shape[-1] // patch
+    drops = torch.empty(rows, columns, dtype=x.dtype)
+    with torch.no_grad():
+        original = model(x).softmax(dim=1)[0, target]
+        for i in range(rows):
+            for j in range(columns):
+                covered = x.clone()
+                covered[..., i * patch : (i + 1) * patch, j * patch : (j + 1) * patch] = fill
+                drops[i, j] = sign * (original - model(covered).softmax(dim=1)[0, target])
+    return drops.T if transpose else drops
+
+
+def test_occlusion(capsys):
+    exercises.check_occlusion(_occlusion)
+    assert "correct" in capsys.readouterr().out
+
+    def covered_only(model, x, target, patch, fill):  # the covered probability instead of its drop
+        with torch.no_grad():
+            original = model.eval()(x).softmax(dim=1)[0, target]
+        return original - _occlusion(model, x, target, patch, fill)
+
+    cases = [
+        (lambda *a: _occlusion(*a, sign=-1.0), "sign is reversed"),
+        (lambda *a: _occlusion(*a, transpose=True), "swapped"),
+        (covered_only, "probability with the square covered"),
+        (lambda *a: _occlusion(*a, evaluate=False), "evaluation mode"),
+        (lambda *a: _occlusion(*a)[:1], "one value per position"),
+    ]
+    for wrong, hint in cases:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_occlusion(wrong)
+
+
+def _integrated_gradients(model, x, target, steps, *, ks=None, multiply=True, average=True):
+    model.eval()
+    ks = range(1, steps + 1) if ks is None else ks
+    path = torch.stack([k / steps * x[0] for k in ks]).requires_grad_(True)
+    (gradients,) = torch.autograd.grad(model(path)[:, target].sum(), path)
+    gradient = gradients.mean(dim=0, keepdim=True) if average else gradients.sum(dim=0, keepdim=True)
+    return x * gradient if multiply else gradient
+
+
+def test_integrated_gradients(capsys):
+    exercises.check_integrated_gradients(_integrated_gradients)
+    out = capsys.readouterr().out
+    assert "correct" in out and "add up to" in out
+
+    def probability_score(model, x, target, steps):
+        model.eval()
+        path = torch.stack([k / steps * x[0] for k in range(1, steps + 1)]).requires_grad_(True)
+        (gradients,) = torch.autograd.grad(model(path).softmax(dim=1)[:, target].sum(), path)
+        return x * gradients.mean(dim=0, keepdim=True)
+
+    cases = [
+        (lambda *a: _integrated_gradients(*a, multiply=False), "multiply it by"),
+        (lambda *a: _integrated_gradients(*a, average=False), "times too large"),
+        (lambda m, x, t, s: _integrated_gradients(m, x, t, s, ks=range(0, s)), "right Riemann sum"),
+        (probability_score, "logit"),
+        (lambda m, x, t, s: x[0], "image's shape"),
+    ]
+    for wrong, hint in cases:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_integrated_gradients(wrong)
+
+
 def test_linear_scaling(capsys):
     exercises.check_linear_scaling(512, 0.2)
     assert "correct" in capsys.readouterr().out

@@ -102,6 +102,37 @@ def test_fit_logs_to_tensorboard(tmp_path):
     assert set(events.Tags()["scalars"]) == {"loss/train", "accuracy/train", "loss/val", "accuracy/val", "lr"}
     logged = [e.value for e in events.Scalars("loss/train")]
     assert logged == pytest.approx(history["train_loss"])
+    assert events.Tags()["histograms"] == [], "histograms only when asked for"
+
+
+def test_fit_logs_weight_histograms_before_training_and_after_each_epoch(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    x, y = blobs(64)
+    model = small_model()
+    initial = {name: p.detach().clone() for name, p in model.named_parameters()}
+    with SummaryWriter(tmp_path) as writer:
+        train.fit(model, train.tensor_loader(x, y, 16), torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,
+                  writer=writer, histograms=True, progress=False)
+    events = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0})
+    events.Reload()
+    assert set(events.Tags()["histograms"]) == {f"weights/{name}" for name in initial}
+    for name, p in model.named_parameters():
+        logged = events.Histograms(f"weights/{name}")
+        assert [e.step for e in logged] == [0, 1, 2]
+        for event, values in ((logged[0], initial[name]), (logged[-1], p.detach())):
+            h = event.histogram_value
+            assert h.num == values.numel()
+            assert h.min == pytest.approx(values.min().item()) and h.max == pytest.approx(values.max().item())
+            assert h.sum == pytest.approx(values.sum().item(), abs=1e-5)
+
+
+def test_fit_refuses_histograms_without_a_writer():
+    x, y = blobs(16)
+    model = small_model()
+    with pytest.raises(ValueError, match="histograms=True needs a writer"):
+        train.fit(model, train.tensor_loader(x, y, 16), torch.optim.SGD(model.parameters(), lr=0.1), epochs=1, histograms=True, progress=False)
 
 
 def test_predict_and_evaluate_use_eval_mode_and_restore_the_mode():

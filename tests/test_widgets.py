@@ -81,3 +81,79 @@ def test_playground_redraws_when_a_slider_moves():
     controls["steps"].value = 50
     assert len(playground.result) == 51
     plt.close("all")
+
+
+# --- Lesson 06: the prediction explorer -------------------------------------------------------
+
+CLASSES = [f"class {c}" for c in range(4)]
+
+
+def three_axes():
+    fig, axes = plt.subplots(1, 3)
+    return fig, axes
+
+
+def test_draw_prediction_draws_image_overlay_and_bars():
+    fig, axes = three_axes()
+    image = torch.arange(36.0).reshape(6, 6)
+    cam = torch.linspace(0, 1, 36).reshape(6, 6)
+    probabilities = torch.tensor([0.1, 0.6, 0.2, 0.1])
+    predicted = widgets.draw_prediction(axes, image, probabilities, cam, 2, CLASSES, "test image 7")
+    assert predicted == 1
+    ax_image, ax_cam, ax_bars = axes
+    assert ax_image.get_title() == "true: class 2" and fig._suptitle.get_text() == "test image 7"
+    assert (ax_cam.images[0].get_array() == image.numpy()).all() and (ax_cam.images[1].get_array() == cam.numpy()).all()
+    assert ax_cam.images[1].get_clim() == (0, 1) and ax_cam.get_title() == "Grad-CAM for 'class 1'"
+    bars = ax_bars.patches
+    assert [bar.get_width() for bar in bars] == pytest.approx(probabilities.tolist())
+    assert bars[2].get_facecolor()[:3] == matplotlib.colors.to_rgb(widgets.TRUE_COLOUR)
+    assert bars[1].get_facecolor()[:3] == matplotlib.colors.to_rgb(widgets.WRONG_COLOUR) and bars[1].get_hatch() == "//"
+    assert "wrong" in ax_bars.get_title() and ax_bars.get_xlabel() == "predicted probability"
+    assert [t.get_text() for t in ax_bars.get_yticklabels()] == CLASSES
+    plt.close(fig)
+
+
+def test_draw_prediction_of_a_correct_prediction_has_no_wrong_bar():
+    fig, axes = three_axes()
+    predicted = widgets.draw_prediction(axes, torch.zeros(4, 4), [0.05, 0.05, 0.8, 0.1], torch.zeros(4, 4), 2, CLASSES)
+    assert predicted == 2 and "correct" in axes[2].get_title()
+    colours = {matplotlib.colors.to_hex(bar.get_facecolor()) for bar in axes[2].patches}
+    assert widgets.WRONG_COLOUR.lower() not in colours and not any(bar.get_hatch() for bar in axes[2].patches)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("probabilities, cam, label, message", [
+    ([0.5, 0.5, 0.0], torch.zeros(4, 4), 0, "3 probabilities for 4 class names"),
+    ([2.0, -1.0, 0.0, 0.0], torch.zeros(4, 4), 0, "non-negative and sum to 1"),
+    ([0.3, 0.3, 0.3, 0.3], torch.zeros(4, 4), 0, "apply softmax"),
+    ([0.25] * 4, torch.zeros(2, 2), 0, r"Grad-CAM map is \(2, 2\)"),
+    ([0.25] * 4, torch.zeros(4, 4), 4, "label 4 is not a class index"),
+])
+def test_draw_prediction_refuses_inconsistent_inputs(probabilities, cam, label, message):
+    fig, axes = three_axes()
+    with pytest.raises(ValueError, match=message):
+        widgets.draw_prediction(axes, torch.zeros(4, 4), probabilities, cam, label, CLASSES)
+    plt.close(fig)
+
+
+def test_prediction_explorer_follows_the_slider_and_the_subset():
+    from helpers import models
+
+    torch.manual_seed(0)
+    model = models.MnistCNN(num_classes=4, channels=(4, 8), hidden=16).eval()
+    inputs = torch.randn(12, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        predicted = model(inputs).argmax(dim=1)
+    labels = predicted.clone()
+    labels[[2, 5, 9]] = (predicted[[2, 5, 9]] + 1) % 4  # three mistakes
+    explorer = widgets.prediction_explorer(model, model.features[6], inputs, inputs[:, 0], labels, CLASSES)
+    controls = {child.description: child for child in explorer.children if hasattr(child, "description")}
+    assert explorer.result == (0, int(predicted[0]))
+    controls["image"].value = 7
+    assert explorer.result == (7, int(predicted[7]))
+    controls["show"].value = "mistakes only"
+    assert controls["image"].max == 2 and explorer.result[0] == 2
+    controls["image"].value = 2
+    assert explorer.result == (9, int(predicted[9]))
+    assert model.training is False and all(p.grad is None for p in model.parameters())
+    plt.close("all")
