@@ -42,10 +42,10 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_scaling
 
-# Write the repository URL of pyproject.toml into every notebook's badge and setup cell, and
+# Write every lesson's Colab badge and setup cell from tools/set_setup_cells.py and the URL in pyproject.toml, and
 # regenerate the student copies from them.
 badges: setup
-	$(BIN)/python tools/set_repo_url.py
+	$(BIN)/python tools/set_setup_cells.py
 	$(BIN)/python tools/make_student.py
 
 clean:

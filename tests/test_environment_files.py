@@ -1,4 +1,10 @@
-"""requirements.txt, environment.yml and pyproject.toml name the same packages and ranges."""
+"""requirements.txt, environment.yml and pyproject.toml name the same packages and ranges.
+
+pyproject.toml has two lists: what the lessons import (`dependencies`, what Colab installs) and what
+running them locally and testing needs on top (the `dev` extra). A package may appear in both, with a
+tighter range in `dev` (ipywidgets: Colab draws 7.7, JupyterLab 4 needs 8); requirements.txt and
+environment.yml install everything, so they carry the tighter range.
+"""
 
 import re
 from pathlib import Path
@@ -11,20 +17,30 @@ NOT_PACKAGES = {"python", "pip"}
 
 
 def from_requirements_txt():
-    lines = [l.strip() for l in (COURSE / "requirements.txt").read_text().splitlines()]
+    lines = [l.split(" #", 1)[0].strip() for l in (COURSE / "requirements.txt").read_text(encoding="utf-8").splitlines()]
     return {str(Requirement(l)) for l in lines if l and not l.startswith(("#", "-e"))}
 
 
 def from_pyproject():
-    text = (COURSE / "pyproject.toml").read_text()
+    """Both lists merged; where a package is in both, the dev extra's range (it must be the tighter one)."""
+    text = (COURSE / "pyproject.toml").read_text(encoding="utf-8")
     lists = re.findall(r"^(?:dependencies|dev) = \[\n(.*?)^\]", text, re.M | re.S)
     assert len(lists) == 2, "expected [project] dependencies and the dev extra"
-    return {str(Requirement(item)) for block in lists for item in re.findall(r'"([^"]+)"', block)}
+    merged = {}
+    for block in lists:  # dependencies first, then dev
+        for item in re.findall(r'^\s*"([^"]+)"', block, re.M):
+            requirement = Requirement(item)
+            if requirement.name in merged:
+                wider = merged[requirement.name].specifier
+                lowest = next(s.version for s in requirement.specifier if s.operator == ">=")
+                assert lowest in wider, f"{requirement}: the dev range must lie inside the lessons' range {wider}"
+            merged[requirement.name] = requirement
+    return {str(r) for r in merged.values()}
 
 
 def from_environment_yml():
     found = set()
-    dependencies = (COURSE / "environment.yml").read_text().split("\ndependencies:\n", 1)[1]
+    dependencies = (COURSE / "environment.yml").read_text(encoding="utf-8").split("\ndependencies:\n", 1)[1]
     for item in re.findall(r"^  - ([^\n:]+)$", dependencies, re.M):
         name = re.match(r"[A-Za-z0-9_.-]+", item).group(0)
         if name not in NOT_PACKAGES:
@@ -48,5 +64,5 @@ def test_the_core_packages_are_there_with_ranges_not_pins():
 
 
 def test_both_files_install_the_course_package_itself():
-    assert "-e ." in (COURSE / "requirements.txt").read_text().splitlines()
-    assert "      - -e ." in (COURSE / "environment.yml").read_text().splitlines()
+    assert "-e ." in (COURSE / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert "      - -e ." in (COURSE / "environment.yml").read_text(encoding="utf-8").splitlines()

@@ -19,7 +19,7 @@ def test_lessons_are_numbered_from_00_and_every_gap_is_announced():
     assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in names), names
     numbers = [int(n[:2]) for n in names]
     assert numbers[0] == 0 and len(set(numbers)) == len(numbers), names
-    readme = (COURSE / "README.md").read_text()
+    readme = (COURSE / "README.md").read_text(encoding="utf-8")
     for missing in sorted(set(range(numbers[-1])) - set(numbers)):
         announced = re.search(rf"^\| {missing:02d} \| [^|]*\*\(in preparation\)\*", readme, re.M)
         assert announced, f"there is no lesson {missing:02d}, and README's lesson table does not mark it as in preparation"
@@ -48,14 +48,14 @@ def test_notebook_follows_the_lesson_conventions(path):
     assert solutions >= 2 and solutions == sum(c.source.count("### END SOLUTION") for c in cells)
 
 
-def test_every_notebook_names_the_repository_of_pyproject():
-    result = subprocess.run([sys.executable, str(COURSE / "tools" / "set_repo_url.py"), "--check"], capture_output=True, text=True)
+def test_every_notebook_has_the_badge_and_setup_cell_of_tools_set_setup_cells():
+    result = subprocess.run([sys.executable, str(COURSE / "tools" / "set_setup_cells.py"), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_readme_lists_every_lesson():
-    readme = (COURSE / "README.md").read_text()
+    readme = (COURSE / "README.md").read_text(encoding="utf-8")
     for path in NOTEBOOKS:
-        title = json.loads(path.read_text())["cells"][0]["source"][0].strip().removeprefix("# ")
+        title = json.loads(path.read_text(encoding="utf-8"))["cells"][0]["source"][0].strip().removeprefix("# ")
         assert f"notebooks/{path.name}" in readme, f"README does not link {path.name}"
         assert title.split(" · ", 1)[1] in readme, f"README does not name the lesson '{title}'"

@@ -27,7 +27,7 @@ def test_committed_student_copies_are_up_to_date():
         expected = nbformat.writes(make_student.student_notebook(lesson)).rstrip("\n") + "\n"
         committed = ROOT / "student" / lesson.name
         assert committed.is_file(), f"{committed} is missing: run `make student`"
-        assert committed.read_text() == expected, f"{committed} is out of date: run `make student`"
+        assert committed.read_text(encoding="utf-8") == expected, f"{committed} is out of date: run `make student`"
     assert sorted(p.name for p in (ROOT / "student").glob("*.ipynb")) == [p.name for p in LESSONS]
 
 

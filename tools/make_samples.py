@@ -100,7 +100,7 @@ def make_png_folders(images: np.ndarray, labels: np.ndarray, rng: np.random.Gene
         name = f"images/digit_{n:03d}.png"
         (clean / name).write_bytes(png_bytes(images[i]))
         rows.append(f"{name},{labels[i]}")
-    (clean / "labels.csv").write_text("\n".join(rows) + "\n")
+    (clean / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
     # The dirty copy: the first 12 clean rows, then one row for each defect lesson 01 catches.
     dirty = SAMPLES / "digits-png-dirty"
@@ -121,23 +121,23 @@ def make_png_folders(images: np.ndarray, labels: np.ndarray, rng: np.random.Gene
         f"{mislabelled},12",  # a label outside 0..9
         "images/copy_of_digit_001.png," + keep[1].split(",")[1],  # the same image under two names
     ]
-    (dirty / "labels.csv").write_text("\n".join(["filename,label", *keep, *defects]) + "\n")
+    (dirty / "labels.csv").write_text("\n".join(["filename,label", *keep, *defects]) + "\n", encoding="utf-8")
 
 
 def write_checksums() -> list[tuple[str, str, int]]:
     files = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
     entries = [(hashlib.sha256(p.read_bytes()).hexdigest(), p.relative_to(SAMPLES).as_posix(), p.stat().st_size) for p in files]
-    (SAMPLES / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for digest, name, _ in entries))
+    (SAMPLES / "SHA256SUMS").write_text("".join(f"{digest}  {name}\n" for digest, name, _ in entries), encoding="utf-8")
     return entries
 
 
 def write_readme_checksums() -> None:
     """Copy SHA256SUMS into data/README.md, between its two checksum markers."""
     readme = ROOT / "data" / "README.md"
-    head, rest = readme.read_text().split(CHECKSUMS_START, 1)
+    head, rest = readme.read_text(encoding="utf-8").split(CHECKSUMS_START, 1)
     _, tail = rest.split(CHECKSUMS_END, 1)
-    block = "\n```\n" + (SAMPLES / "SHA256SUMS").read_text() + "```\n"
-    readme.write_text(head + CHECKSUMS_START + block + CHECKSUMS_END + tail)
+    block = "\n```\n" + (SAMPLES / "SHA256SUMS").read_text(encoding="utf-8") + "```\n"
+    readme.write_text(head + CHECKSUMS_START + block + CHECKSUMS_END + tail, encoding="utf-8")
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ def main() -> int:
     expected = {path.name: nbformat.writes(student_notebook(path)).rstrip("\n") + "\n" for path in lessons}
     if args.check:
         present = {path.name for path in args.out.glob("*.ipynb")} if args.out.is_dir() else set()
-        stale = sorted(name for name, text in expected.items() if not (args.out / name).is_file() or (args.out / name).read_text() != text)
+        stale = sorted(name for name, text in expected.items() if not (args.out / name).is_file() or (args.out / name).read_text(encoding="utf-8") != text)
         extra = sorted(present - set(expected))
         for name in stale:
             print(f"{args.out / name}: out of date; run `make student`")
@@ -133,7 +133,7 @@ def main() -> int:
         return 1 if stale or extra else 0
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in expected.items():
-        (args.out / name).write_text(text)
+        (args.out / name).write_text(text, encoding="utf-8", newline="\n")
         print(f"wrote {args.out / name}")
     for path in args.out.glob("*.ipynb"):
         if path.name not in expected:
