@@ -5,7 +5,8 @@ or a notebook can change it on the fly:
 
     COURSE_FAST=1              fast mode: small data and few epochs (CI and `make test` use it)
     COURSE_DATA_ROOT=PATH      where datasets are downloaded to (default: <course>/data)
-    COURSE_CHECKPOINT_ROOT=PATH  where trained models are saved (default: <data root>/checkpoints)
+    COURSE_CHECKPOINT_ROOT=PATH  where trained models are saved (default: <data root>/checkpoints);
+                               in a room sharing one read-only data root, give each student their own
     COURSE_OFFLINE=1           never try the network: use local copies or the embedded samples
     COURSE_STRICT=1            DeprecationWarning and FutureWarning raised by course code
                                (the helpers and notebook cells) become errors (`make test` sets it)
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -89,6 +91,29 @@ def checkpoint_root() -> Path:
     return data_root() / "checkpoints"
 
 
+def why_not_writable(folder: str | Path) -> str | None:
+    """None when files can be created in `folder` (made later if missing); otherwise the reason, naming the path.
+
+    Checked by really creating (and removing) a temporary file in the nearest folder that exists,
+    after asking `os.access`: that catches a missing permission, a read-only disk or share, and a
+    path that is a file, before minutes of work are spent on something that cannot be saved.
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder" + ("" if existing == folder else f" (it is on the way to {folder})")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is read-only for this user"
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".course-write-test-"):
+            pass
+    except OSError as error:
+        return f"cannot create a file in {existing} ({error.strerror or error})"
+    return None
+
+
 def seed_everything(seed: int = 0) -> torch.Generator:
     """Seed Python, NumPy and PyTorch (CPU and every GPU) so that a run can be repeated.
 
@@ -160,4 +185,5 @@ __all__ = [
     "samples_root",
     "seed_everything",
     "strict_warnings",
+    "why_not_writable",
 ]

@@ -3,12 +3,21 @@
 `fit` is the loop that lesson 02 writes out in full (zero_grad, forward, loss, backward, step),
 plus what every later lesson wants around it: a progress bar, a history of the loss and accuracy,
 an optional validation set, learning-rate scheduler and TensorBoard writer, and a clear stop when
-the loss stops being a number.
+the loss or a weight stops being a number.
+
+Checkpoints are written for a classroom: under a unique temporary name in the same folder, flushed
+to disk, then renamed (two processes saving the same file, or Ctrl-C mid-save, never leave a
+broken one); each tensor's SHA-256 is stored and checked on load; a file of another format or
+architecture is refused, naming the file and the first differing key, before anything is copied.
+Call `check_writable(path)` before a long training whose result is to be saved there.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 from tqdm.auto import tqdm
+
+from helpers import config
 
 
 def tensor_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None) -> DataLoader:
@@ -79,9 +90,12 @@ def fit(
             logits = model(x)
             loss = loss_fn(logits, y)
             if not torch.isfinite(loss):
+                bar.close()
+                broken = first_non_finite(model)
+                cause = (f"the weight {broken} is already not finite, so the optimiser step before blew it up: lower the learning rate"
+                         if broken else "the weights are finite: check this batch's inputs and targets for NaN or inf, or lower the learning rate")
                 raise FloatingPointError(
-                    f"the loss is {loss.item()} at epoch {epoch}, batch {batch_index} (optimiser step {step}); "
-                    "training stopped. Lower the learning rate, or check the inputs of this batch for NaN or inf."
+                    f"the loss is {loss.item()} at epoch {epoch}, batch {batch_index} (optimiser step {step}); training stopped. {cause}."
                 )
             loss.backward()
             optimizer.step()
@@ -95,6 +109,12 @@ def fit(
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             bar.update()
         bar.close()
+        broken = first_non_finite(model)
+        if broken:  # the last step's update is seen by no loss of this epoch: check the weights it left
+            raise FloatingPointError(
+                f"the weight {broken} is not finite after epoch {epoch} (optimiser step {step}, the epoch's last); "
+                "training stopped. Lower the learning rate, or clip the gradients."
+            )
         history["lr"].append(optimizer.param_groups[0]["lr"])
         if scheduler is not None and scheduler_per == "epoch":
             scheduler.step()
@@ -102,7 +122,10 @@ def fit(
         history["train_accuracy"].append(correct / seen)
         line = f"epoch {epoch}/{epochs}: train loss {loss_sum / seen:.4f}, accuracy {correct / seen:.2%}"
         if val_loader is not None:
-            val = evaluate(model, val_loader, loss_fn, device)
+            try:
+                val = evaluate(model, val_loader, loss_fn, device)
+            except FloatingPointError as error:
+                raise FloatingPointError(f"validation after epoch {epoch} (optimiser step {step}): {error}") from error
             history["val_loss"].append(val["loss"])
             history["val_accuracy"].append(val["accuracy"])
             line += f" | validation loss {val['loss']:.4f}, accuracy {val['accuracy']:.2%}"
@@ -118,6 +141,16 @@ def fit(
         if progress:
             print(f"{line} | {history['seconds'][-1]:.1f} s")
     return history
+
+
+def first_non_finite(model: nn.Module) -> str | None:
+    """The name of the first parameter or floating-point buffer holding a NaN or an infinity, with its bad value; None if none."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() or tensor.is_complex():
+            bad = ~torch.isfinite(tensor.detach())
+            if bad.any():
+                return f"{name!r} ({bad.sum().item():,} of {tensor.numel():,} values, e.g. {tensor.detach()[bad].flatten()[0].item()})"
+    return None
 
 
 def _log_weights(writer, model: nn.Module, step: int) -> None:
@@ -140,9 +173,20 @@ def predict(model: nn.Module, loader, device: torch.device | str | None = None) 
 
 
 def evaluate(model: nn.Module, loader, loss_fn=F.cross_entropy, device=None) -> dict[str, float]:
-    """Mean loss and accuracy of `model` over `loader`."""
+    """Mean loss and accuracy of `model` over `loader`; a FloatingPointError names a non-finite output or loss."""
     logits, targets = predict(model, loader, device)
-    return {"loss": loss_fn(logits, targets).item(), "accuracy": accuracy(logits.argmax(dim=1), targets)}
+    bad = ~torch.isfinite(logits.reshape(len(logits), -1)).all(dim=1)
+    if bad.any():
+        broken = first_non_finite(model)
+        cause = f"the weight {broken} is not finite" if broken else "the weights are finite: check that example's input for NaN or inf"
+        raise FloatingPointError(
+            f"evaluate: the model's output is not finite for {bad.sum().item():,} of {len(logits):,} examples "
+            f"(the first is example {bad.nonzero()[0].item()} of the loader); {cause}"
+        )
+    loss = loss_fn(logits, targets).item()
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"evaluate: the loss is {loss} over {len(logits):,} examples although every output is finite; check the targets and the loss function")
+    return {"loss": loss, "accuracy": accuracy(logits.argmax(dim=1), targets)}
 
 
 # --- Metrics (computed by hand in lesson 02) -----------------------------------------------------
@@ -169,29 +213,113 @@ def precision_recall_f1(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
 
 # --- Checkpoints ---------------------------------------------------------------------------------
 
+CHECKSUMS = "course_checkpoint"  # the key under which save_checkpoint stores its format version and checksums
+FORMAT_VERSION = 2
+STRAY_AFTER_S = 3600  # a temporary file of an interrupted save older than this is removed by the next save
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded into this model: the message names the file and what differs."""
+
+
+def check_writable(path: str | Path) -> Path:
+    """Raise PermissionError, naming the folder, when a checkpoint could not be saved at `path`; returns its folder.
+
+    Call it before a long training run whose result is to be saved, not after: a read-only
+    checkpoint root should cost a second, not the minutes of training.
+    """
+    folder = Path(path).parent
+    why = config.why_not_writable(folder)
+    if why is not None:
+        raise PermissionError(
+            f"cannot save a checkpoint in {folder}: {why}. Set COURSE_CHECKPOINT_ROOT to a folder of your own "
+            "(a shared, read-only data root needs one per student) and run again."
+        )
+    return folder
+
+
+def _tensors(value, where: str):
+    """Every tensor in a nested checkpoint value, with its path ('model/fc.weight'), in a fixed order."""
+    if isinstance(value, torch.Tensor):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _tensors(item, f"{where}/{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _tensors(item, f"{where}/{i}")
+
+
+def _others(value):
+    """The same nested value with every tensor replaced by its dtype and shape: what the tensor checksums do not cover."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor {value.dtype} {tuple(value.shape)}"
+    if isinstance(value, dict):
+        return [(repr(key), _others(item)) for key, item in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [_others(item) for item in value]
+    return repr(value)
+
+
+def _sha256(tensor: torch.Tensor) -> str:
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return hashlib.sha256(flat.view(torch.uint8).numpy() if flat.numel() else b"").hexdigest()
+
+
+def _checksums(state: dict) -> dict[str, str]:
+    sums = {where: _sha256(t) for where, t in _tensors(state, "")}
+    sums["<everything else>"] = hashlib.sha256(repr(_others(state)).encode("utf-8")).hexdigest()
+    return sums
+
 
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, **extra) -> Path:
-    """Save the model (and optimiser) state plus `extra` values (epoch, metrics, ...) atomically.
+    """Save the model (and optimiser) state plus `extra` values (epoch, metrics, ...) atomically, with checksums.
 
-    The file is written under a temporary name and renamed at the end, so an interrupted save
-    leaves the previous checkpoint intact instead of a corrupt one.
+    The file is written under a unique temporary name in the same folder, flushed to disk and then
+    renamed over `path`: an interrupted save keeps the previous checkpoint, and two processes
+    saving the same path at once each write a whole file (the last rename wins).
     """
     path = Path(path)
+    if CHECKSUMS in extra:
+        raise ValueError(f"{CHECKSUMS!r} is reserved for the checkpoint's checksums: give that extra another name")
+    check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stray_temporaries(path)
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None, **extra}
-    partial = path.with_name(path.name + ".partial")
+    state[CHECKSUMS] = {"version": FORMAT_VERSION, "sha256": _checksums(state)}
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
+        temporary = Path(f.name)
     try:
-        torch.save(state, partial)
-        os.replace(partial, path)
+        with open(temporary, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty "complete" file
+        os.replace(temporary, path)
+    except OSError as error:
+        raise OSError(f"{path}: the checkpoint could not be saved ({error}); the previous one, if any, is unchanged") from error
     finally:
-        partial.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
     return path
+
+
+def _remove_stray_temporaries(path: Path) -> None:
+    """Remove temporary files that an interrupted save of `path` left (older than STRAY_AFTER_S, so never a running save's)."""
+    for stray in [*path.parent.glob(f".{path.name}.*.tmp"), path.with_name(path.name + ".partial")]:
+        try:
+            if time.time() - stray.stat().st_mtime > STRAY_AFTER_S:
+                stray.unlink()
+                print(f"removed {stray.name}, left in {path.parent} by an interrupted save")
+        except FileNotFoundError:
+            pass
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, map_location="cpu") -> dict:
     """Load a checkpoint written by `save_checkpoint` into `model` (and `optimizer`); returns the extras.
 
-    Uses `torch.load(..., weights_only=True)`, which refuses to run code stored in the file.
+    Uses `torch.load(..., weights_only=True)`, which refuses to run code stored in the file. Before
+    anything is copied, checks the file's format, every tensor's SHA-256, and that its names and
+    shapes are the model's (and its parameter groups the optimiser's): a mismatch raises a
+    CheckpointError naming the file and the first differing key, and leaves the model untouched.
     """
     path = Path(path)
     if not path.is_file():
@@ -199,11 +327,66 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from error
-    model.load_state_dict(state.pop("model"))
-    optimizer_state = state.pop("optimizer", None)
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from error
+    _check_format(path, state)
+    _check_integrity(path, state)
+    _check_architecture(path, model, state["model"])
+    optimizer_state = state.get("optimizer")
     if optimizer is not None:
         if optimizer_state is None:
-            raise ValueError(f"{path}: holds no optimiser state")
+            raise CheckpointError(f"{path}: holds no optimiser state (it was saved without one)")
+        _check_optimizer(path, optimizer, optimizer_state)
+    model.load_state_dict(state["model"])
+    if optimizer is not None:
         optimizer.load_state_dict(optimizer_state)
-    return state
+    return {key: value for key, value in state.items() if key not in ("model", "optimizer", CHECKSUMS)}
+
+
+def _check_format(path: Path, state) -> None:
+    if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(
+            f"{path}: a plain state_dict ({len(state)} tensors, the first {next(iter(state))!r}), not a checkpoint of "
+            "helpers.train.save_checkpoint; load it with model.load_state_dict(torch.load(path, weights_only=True))"
+        )
+    if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
+        found = f"a dict with keys {list(state)[:8]}" if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise CheckpointError(f"{path}: not a checkpoint of helpers.train.save_checkpoint (it holds {found}, no 'model' state)")
+
+
+def _check_integrity(path: Path, state: dict) -> None:
+    record = state.get(CHECKSUMS)
+    if record is None:
+        print(f"{path}: written by an older version of the course, without checksums: loaded unverified (save it again to add them)")
+        return
+    stored = dict(record.get("sha256", {}))
+    actual = _checksums({key: value for key, value in state.items() if key != CHECKSUMS})
+    for where in [*stored, *actual]:
+        if stored.get(where) != actual.get(where):
+            what = "is missing from the file" if where not in actual else "has no stored checksum" if where not in stored else "does not match its SHA-256"
+            raise CheckpointError(
+                f"{path}: damaged: {where.lstrip('/')} {what} (a changed bit on disk or in a copy); "
+                "nothing was loaded. Save or copy the checkpoint again."
+            )
+
+
+def _check_architecture(path: Path, model: nn.Module, saved: dict) -> None:
+    expected = model.state_dict()
+    for key in [*expected, *saved]:
+        if key not in saved:
+            raise CheckpointError(f"{path}: made for another architecture: the model has {key!r} {tuple(expected[key].shape)}, the file does not; the model was left unchanged")
+        if key not in expected:
+            raise CheckpointError(f"{path}: made for another architecture: the file has {key!r} {tuple(saved[key].shape)}, the model does not; the model was left unchanged")
+        if tuple(saved[key].shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{path}: made for another architecture: {key!r} is {tuple(saved[key].shape)} in the file but "
+                f"{tuple(expected[key].shape)} in the model; the model was left unchanged"
+            )
+
+
+def _check_optimizer(path: Path, optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    ours = [len(group["params"]) for group in optimizer.param_groups]
+    theirs = [len(group["params"]) for group in saved.get("param_groups", [])]
+    if ours != theirs:
+        raise CheckpointError(
+            f"{path}: its optimiser state has parameter groups of sizes {theirs}, this optimiser {ours}; nothing was loaded"
+        )

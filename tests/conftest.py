@@ -10,6 +10,16 @@ import pytest
 COURSE = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def forget_failed_hosts():
+    """helpers.data remembers a host that just failed for a while; every test starts with a clean slate."""
+    from helpers import data
+
+    getattr(data, "_failed_hosts", {}).clear()
+    yield
+    getattr(data, "_failed_hosts", {}).clear()
+
+
 @pytest.fixture
 def data_root(tmp_path, monkeypatch):
     """An empty data root, offline: a test sees only what it puts there."""
@@ -43,7 +53,7 @@ def local_mirror(tmp_path, monkeypatch):
         mirror.mkdir()
         resources = []
         for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-            packed = gzip.compress((COURSE / "data" / "samples" / dataset_class.__name__ / "raw" / name).read_bytes())
+            packed = gzip.compress((COURSE / "data" / "samples" / dataset_class.__name__ / "raw" / name).read_bytes(), mtime=0)
             (mirror / f"{name}.gz").write_bytes(packed)
             resources.append((f"{name}.gz", hashlib.md5(packed).hexdigest()))
 
@@ -57,6 +67,8 @@ def local_mirror(tmp_path, monkeypatch):
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # a proxy set on this machine must not catch the local mirror
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
         monkeypatch.setattr(dataset_class, "mirrors", [f"http://127.0.0.1:{server.server_port}/"])
         monkeypatch.setattr(dataset_class, "resources", resources)
 

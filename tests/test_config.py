@@ -86,3 +86,12 @@ def test_strict_warnings_fail_course_code_only():
         with warnings.catch_warnings(record=True) as caught:
             warnings.warn_explicit("their API", DeprecationWarning, "x.py", 1, module="some_library")
         assert len(caught) == 1  # recorded, not raised
+
+
+def test_why_not_writable_names_the_path_and_the_reason(tmp_path, monkeypatch):
+    assert config.why_not_writable(tmp_path / "not" / "there" / "yet") is None
+    assert list(tmp_path.iterdir()) == [], "the check leaves nothing behind"
+    (tmp_path / "a-file").write_bytes(b"")
+    assert config.why_not_writable(tmp_path / "a-file" / "sub") == f"{tmp_path / 'a-file'} is a file, not a folder (it is on the way to {tmp_path / 'a-file' / 'sub'})"
+    monkeypatch.setattr(config.os, "access", lambda path, mode: False)  # what a read-only folder answers (root ignores chmod)
+    assert config.why_not_writable(tmp_path) == f"{tmp_path} is read-only for this user"

@@ -1,6 +1,8 @@
 import gzip
+import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -47,16 +49,47 @@ def test_read_idx_reads_gzip_and_big_endian_multibyte_values(tmp_path):
 def test_read_idx_names_the_file_and_the_fault(tmp_path, content, message):
     path = tmp_path / "bad-idx"
     path.write_bytes(content)
-    with pytest.raises(data.DataError, match=message) as error:
-        data.read_idx(path)
-    assert str(path) in str(error.value)
+    for read in (data.read_idx, data.idx_shape):  # idx_shape: the same checks from the header and the size alone
+        with pytest.raises(data.DataError, match=message) as error:
+            read(path)
+        assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "the file is empty"), (b"\x00\x00\x08\x03\x00\x00", "the file ends inside its header"),
+     (b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "header promises shape \\[5\\] \\(13 bytes\\) but the file has 10 bytes \\(it was cut short\\)")],
+)
+def test_an_empty_or_cut_short_idx_file_is_named(tmp_path, content, message):
+    path = tmp_path / "t10k-labels-idx1-ubyte"
+    path.write_bytes(content)
+    with pytest.raises(data.DataError, match=f"{path}: {message}"):
+        data.idx_shape(path)
+    gz = tmp_path / "cut.gz"
+    gz.write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02")[:-6])
+    with pytest.raises(data.DataError, match="cut.gz: not a readable gzip file"):
+        data.read_idx(gz)
+
+
+def test_damaged_files_checks_shapes_counts_and_labels(data_root):
+    raw = data_root / "MNIST" / "raw"
+    shutil.copytree(SAMPLES / "MNIST" / "raw", raw)
+    assert data.damaged_files(datasets.MNIST, data_root) == []
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(torch.zeros(999, dtype=torch.uint8), 0x08))
+    (raw / "train-labels-idx1-ubyte").write_bytes(idx_bytes(torch.full((4000,), 11, dtype=torch.uint8), 0x08))
+    found = {path.name: problem for path, problem in data.damaged_files(datasets.MNIST, data_root)}
+    assert found == {
+        "train-labels-idx1-ubyte": "holds the label 11, outside 0..9",
+        "t10k-images-idx3-ubyte": "1,000 images but 999 labels",
+        "t10k-labels-idx1-ubyte": "1,000 images but 999 labels",
+    }
 
 
 # --- checksums --------------------------------------------------------------------------------
 
 
 def test_every_sample_file_matches_its_checksum():
-    assert data.verify_samples() == len((SAMPLES / "SHA256SUMS").read_text().splitlines())
+    assert data.verify_samples() == len((SAMPLES / "SHA256SUMS").read_text(encoding="utf-8").splitlines())
 
 
 def test_a_changed_sample_file_is_named(course_copy):
@@ -92,15 +125,21 @@ def test_a_damaged_sample_stops_the_fallback(data_root, course_copy):
         data.load_mnist()
 
 
-def test_an_unreachable_network_is_reported_within_seconds(monkeypatch, data_root):
-    monkeypatch.setenv("COURSE_OFFLINE", "0")
+def test_an_unreachable_server_is_reported_at_once(monkeypatch):
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert data.why_unreachable(f"http://127.0.0.1:{port}/mnist/x.gz", timeout=2) == "cannot reach 127.0.0.1: Connection refused"
 
-    def refuse(address, timeout):
-        assert timeout <= 5
-        raise OSError(101, "Network is unreachable")
 
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    assert data._why_no_download(datasets.MNIST) == "cannot reach ossci-datasets.s3.amazonaws.com: Network is unreachable"
+def test_offline_no_network_is_tried(monkeypatch, data_root, capsys):
+    def no_network(*args, **kwargs):
+        raise AssertionError("COURSE_OFFLINE=1 must not touch the network")
+
+    monkeypatch.setattr(data, "download", no_network)
+    assert "COURSE_OFFLINE=1" in data.load_mnist(train=False).source
 
 
 def test_fashion_mnist_without_debian_files_uses_the_sample(monkeypatch, data_root, tmp_path, capsys):
@@ -201,11 +240,25 @@ def test_a_file_that_breaks_after_the_audit_is_named_when_read(tmp_path):
 def test_a_malformed_labels_file_is_reported_by_line(tmp_path, csv_text, message):
     folder = tmp_path / "digits"
     shutil.copytree(SAMPLES / "digits-png", folder)
-    (folder / "labels.csv").write_text(csv_text)
+    (folder / "labels.csv").write_text(csv_text, encoding="utf-8")
     assert any(message in problem for problem in data.audit_image_folder(folder))
 
 
 def test_the_data_readme_lists_every_checksum():
-    readme = (COURSE / "data" / "README.md").read_text()
+    readme = (COURSE / "data" / "README.md").read_text(encoding="utf-8")
     block = readme.split("<!-- checksums: written by tools/make_samples.py -->\n```\n", 1)[1].split("```\n<!-- end of checksums -->", 1)[0]
-    assert block == (SAMPLES / "SHA256SUMS").read_text()
+    assert block == (SAMPLES / "SHA256SUMS").read_text(encoding="utf-8")
+
+
+def test_a_killed_download_leaves_nothing_that_survives_the_next_one(monkeypatch, data_root, local_mirror, capsys):
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    local_mirror(datasets.MNIST)
+    raw = data_root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    stale, recent = raw / ".t10k-images-idx3-ubyte.k2j4.download", raw / ".t10k-labels-idx1-ubyte.x7y8.tmp"
+    for path in (stale, recent):
+        path.write_bytes(b"half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert data.load_mnist(train=False).source == "the full dataset, downloaded"
+    assert not stale.exists() and recent.exists(), "only an old temporary is removed: a recent one may be another process's"
+    assert f"removed {stale}" in capsys.readouterr().out

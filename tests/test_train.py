@@ -1,4 +1,6 @@
+import os
 import pickle
+import time
 
 import pytest
 import torch
@@ -184,8 +186,7 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     before = path.read_bytes()
 
     def crash(state, file):
-        with open(file, "wb") as f:
-            f.write(b"half a checkpoint")
+        file.write(b"half a checkpoint")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", crash)
@@ -208,3 +209,84 @@ def test_bad_checkpoints_are_named(tmp_path):
     train.save_checkpoint(tmp_path / "no-optimiser.pt", model)
     with pytest.raises(ValueError, match="holds no optimiser state"):
         train.load_checkpoint(tmp_path / "no-optimiser.pt", model, torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def test_a_checkpoint_stores_a_checksum_of_every_tensor_and_of_the_rest(tmp_path):
+    model = small_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = blobs(64)
+    train.fit(model, train.tensor_loader(x, y, 32), optimizer, epochs=1, progress=False)
+    path = train.save_checkpoint(tmp_path / "m.pt", model, optimizer, epoch=1, rng=torch.get_rng_state())
+    record = torch.load(path, weights_only=True)[train.CHECKSUMS]
+    assert record["version"] == train.FORMAT_VERSION
+    assert {"/model/0.weight", "/optimizer/state/0/exp_avg", "/rng", "<everything else>"} <= set(record["sha256"])
+    state = torch.load(path, weights_only=True)
+    state["epoch"] = 2  # a changed extra, saved with the old checksums
+    torch.save(state, path)
+    with pytest.raises(train.CheckpointError, match="m.pt: damaged: <everything else> does not match"):
+        train.load_checkpoint(path, small_model())
+    with pytest.raises(ValueError, match="reserved"):
+        train.save_checkpoint(tmp_path / "n.pt", model, course_checkpoint=1)
+
+
+def test_an_older_checkpoint_without_checksums_still_loads_and_says_so(tmp_path, capsys):
+    model = small_model()
+    torch.save({"model": model.state_dict(), "optimizer": None, "epoch": 3}, tmp_path / "old.pt")
+    fresh = small_model(seed=4)
+    assert train.load_checkpoint(tmp_path / "old.pt", fresh) == {"epoch": 3}
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    assert "without checksums: loaded unverified" in capsys.readouterr().out
+
+
+def test_a_mismatched_optimiser_is_refused_before_the_model_changes(tmp_path):
+    model = small_model()
+    path = train.save_checkpoint(tmp_path / "m.pt", model, torch.optim.SGD(model.parameters(), lr=0.1))
+    fresh = small_model(seed=4)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    groups = [{"params": list(fresh[0].parameters())}, {"params": list(fresh[3].parameters())}]
+    with pytest.raises(train.CheckpointError, match=r"m.pt: its optimiser state has parameter groups of sizes \[4\], this optimiser \[2, 2\]"):
+        train.load_checkpoint(path, fresh, torch.optim.SGD(groups, lr=0.1))
+    assert all(torch.equal(before[k], v) for k, v in fresh.state_dict().items())
+
+
+def test_stray_temporary_files_of_an_interrupted_save_are_removed_later(tmp_path, capsys):
+    path = tmp_path / "model.pt"
+    old_partial, old_tmp, running = path.with_name("model.pt.partial"), tmp_path / ".model.pt.abc123.tmp", tmp_path / ".model.pt.xyz789.tmp"
+    for stray in (old_partial, old_tmp, running):
+        stray.write_bytes(b"half")
+    two_hours_ago = time.time() - 7200
+    for stray in (old_partial, old_tmp):
+        os.utime(stray, (two_hours_ago, two_hours_ago))
+    train.save_checkpoint(path, small_model())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, path.name], "a recent one may be another process's save"
+    assert capsys.readouterr().out.count("left in") == 2
+
+
+def test_check_writable_names_the_folder(tmp_path):
+    assert train.check_writable(tmp_path / "new" / "deeper" / "m.pt") == tmp_path / "new" / "deeper"
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(PermissionError, match=f"cannot save a checkpoint in {tmp_path / 'file' / 'sub'}: {tmp_path / 'file'} is a file"):
+        train.check_writable(tmp_path / "file" / "sub" / "m.pt")
+    with pytest.raises(PermissionError):
+        train.save_checkpoint(tmp_path / "file" / "m.pt", small_model())
+
+
+def test_evaluate_stops_on_a_non_finite_output_or_loss():
+    x, y = blobs(40)
+    model = small_model()
+    with torch.no_grad():
+        model[3].bias[0] = float("inf")
+    with pytest.raises(FloatingPointError, match="not finite for 40 of 40 examples .* the weight '3.bias'"):
+        train.evaluate(model, train.tensor_loader(x, y, 16))
+    with pytest.raises(FloatingPointError, match="evaluate: the loss is nan"):
+        train.evaluate(small_model(), train.tensor_loader(x, y, 16), loss_fn=lambda logits, targets: logits.sum() * float("nan"))
+
+
+def test_fit_says_when_the_weights_broke_before_the_loss():
+    x, y = blobs(64)
+    model = small_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1e39 if step == 0 else 1.0)
+    x[:16] *= 1000  # the first batch: large gradients, at a learning rate of 1e38
+    with pytest.raises(FloatingPointError, match=r"batch 1 \(optimiser step 1\).* the weight '0.weight' .* is already not finite"):
+        train.fit(model, train.tensor_loader(x, y, 16), optimizer, epochs=1, scheduler=scheduler, progress=False)
