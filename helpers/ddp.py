@@ -2,18 +2,22 @@
 
 Two processes on one machine's CPU (the gloo backend), as lesson 07 runs it:
 
-    torchrun --standalone --nproc_per_node=2 -m helpers.ddp --out ddp.pt
+    torchrun --standalone --nproc-per-node=2 -m helpers.ddp --out ddp.pt
 
-On one machine with several GPUs, the same command with --nproc_per_node set to the number of GPUs:
-each process then drives the GPU of its LOCAL_RANK and the backend is nccl. On several machines,
-run on each of them
+On one machine with several GPUs, the same command with --nproc-per-node set to the number of GPUs:
+each process then drives the GPU of its LOCAL_RANK and the backend is nccl. With fewer GPUs than
+processes (one GPU and two processes, as on Colab), GPUs cannot be shared out one per process, so
+the script falls back to gloo on the CPU and says so (`choose_backend`). On several machines, run
+the same command on each of them, with the same job id and the same rendezvous point (one machine's
+address, reachable by all; the c10d rendezvous numbers the machines itself, so no --node-rank):
 
-    torchrun --nnodes=2 --node_rank=<0 or 1> --nproc_per_node=<GPUs> \\
-             --rdzv-backend=c10d --rdzv-endpoint=<first machine>:29500 -m helpers.ddp --out ddp.pt
+    torchrun --nnodes=2 --nproc-per-node=<GPUs per machine> --rdzv-id=<job id> \\
+             --rdzv-backend=c10d --rdzv-endpoint=<first machine>:29400 -m helpers.ddp --out ddp.pt
 
 Each process trains on its own shard of every global batch (DistributedSampler); DDP averages the
 gradients across processes during backward(), so every replica takes the same step.
 `single_process_equivalent` computes what one process with the whole global batch would get.
+`ring_all_reduce` shows, step by step, how an all-reduce adds the ranks' tensors.
 """
 
 from __future__ import annotations
@@ -29,6 +33,54 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from helpers import data
+
+
+def choose_backend(local_rank: int, local_world_size: int) -> tuple[str, torch.device, str]:
+    """(backend, device, reason) for the process of `local_rank` among `local_world_size` on this machine.
+
+    nccl needs one GPU per process: process k drives cuda:k. That holds only when the machine has at
+    least as many GPUs as processes; otherwise (no GPU, or one GPU and two processes) every process
+    uses gloo on the CPU. The reason says which case applied, so the fallback is never silent.
+    """
+    if not 0 <= local_rank < local_world_size:
+        raise ValueError(f"LOCAL_RANK={local_rank} is outside 0..{local_world_size - 1} (LOCAL_WORLD_SIZE={local_world_size})")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus >= local_world_size:
+        return "nccl", torch.device("cuda", local_rank), f"{gpus} GPU(s) for {local_world_size} process(es): one GPU each"
+    if gpus == 0:
+        return "gloo", torch.device("cpu"), "no GPU: every process on the CPU"
+    return "gloo", torch.device("cpu"), (f"only {gpus} GPU(s) for {local_world_size} processes on this machine, and nccl needs "
+                                         "one GPU per process: every process on the CPU instead")
+
+
+def ring_all_reduce(tensors: list[torch.Tensor]) -> list[list[list[torch.Tensor]]]:
+    """Sum `tensors` (one per rank, equal shapes) the way a ring all-reduce does; returns every step.
+
+    Each rank's tensor is cut into as many chunks as there are ranks. In each of the n - 1 steps of
+    the reduce-scatter, rank r sends one chunk to rank r + 1 (round the ring), which adds it to its
+    own; afterwards rank r holds the complete sum of chunk r + 1. In the n - 1 steps of the
+    all-gather, the completed chunks travel round the ring once more, each replacing the receiver's.
+    Every rank sends 2 (n - 1) / n of a tensor in all, whatever n is. The result: steps[i][rank][chunk],
+    steps[0] the starting chunks and steps[-1] the end, where every rank holds the sum.
+    """
+    n = len(tensors)
+    if n < 2 or any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"ring_all_reduce needs at least 2 tensors of one shape, got shapes {[tuple(t.shape) for t in tensors]}")
+    if tensors[0].numel() < n:
+        raise ValueError(f"a tensor of {tensors[0].numel()} values cannot be cut into {n} chunks")
+    chunks = [list(t.detach().flatten().clone().tensor_split(n)) for t in tensors]
+    steps = [[[c.clone() for c in rank] for rank in chunks]]
+    for step in range(n - 1):  # reduce-scatter: rank r sends chunk (r - step) mod n to rank r + 1
+        sent = [(r, (r - step) % n, chunks[r][(r - step) % n].clone()) for r in range(n)]
+        for r, c, values in sent:
+            chunks[(r + 1) % n][c] += values
+        steps.append([[c.clone() for c in rank] for rank in chunks])
+    for step in range(n - 1):  # all-gather: rank r sends its complete chunk (r + 1 - step) mod n to rank r + 1
+        sent = [(r, (r + 1 - step) % n, chunks[r][(r + 1 - step) % n].clone()) for r in range(n)]
+        for r, c, values in sent:
+            chunks[(r + 1) % n][c] = values
+        steps.append([[c.clone() for c in rank] for rank in chunks])
+    return steps
 
 
 def make_model() -> nn.Module:
@@ -86,13 +138,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.05)
     args = parser.parse_args()
 
-    cuda = torch.cuda.is_available()
-    dist.init_process_group(backend="nccl" if cuda else "gloo")
-    rank, world_size = dist.get_rank(), dist.get_world_size()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # processes on this machine (torchrun sets it)
+    backend, device, reason = choose_backend(local_rank, local_world_size)
+    cuda = device.type == "cuda"
     if cuda:
         torch.cuda.set_device(device)
+    dist.init_process_group(backend=backend)
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    if rank == 0:
+        print(f"backend {backend}, rank 0 on {device}: {reason}", flush=True)
     if args.global_batch % world_size:
         raise SystemExit(f"--global-batch {args.global_batch} is not divisible by the {world_size} processes")
 
