@@ -111,7 +111,8 @@ class Adam(ScratchOptimizer):
             g = g.add(p, alpha=self.weight_decay)
         self.adam_update(p, g, state)
 
-    def adam_update(self, p, g, state):
+    def adam_update(self, p, g, state, lr: float | None = None):
+        lr = self.lr if lr is None else lr
         beta1, beta2 = self.betas
         t = state["step"]
         m = state.setdefault("exp_avg", torch.zeros_like(p))
@@ -119,11 +120,15 @@ class Adam(ScratchOptimizer):
         m.lerp_(g, 1 - beta1)  # m + (1 - b1)(g - m) = b1 m + (1 - b1) g
         v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         denominator = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(self.eps)
-        p.addcdiv_(m, denominator, value=-self.lr / (1 - beta1**t))
+        p.addcdiv_(m, denominator, value=-lr / (1 - beta1**t))
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov and Hutter 2019): p <- p (1 - lr wd), then Adam's step."""
+    """Adam with decoupled weight decay in PyTorch's form: p <- p (1 - lr wd), then Adam's step.
+
+    `lr` includes any schedule, so the decay per step, lr * wd, changes with the learning rate.
+    Loshchilov and Hutter's own form (2019, Algorithm 2) is `AdamWPaper`.
+    """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
         super().__init__(params, lr, betas, eps, weight_decay)
@@ -131,3 +136,22 @@ class AdamW(Adam):
     def update(self, p, g, state):
         p.mul_(1 - self.lr * self.weight_decay)
         self.adam_update(p, g, state)
+
+
+class AdamWPaper(Adam):
+    """AdamW as Loshchilov and Hutter (2019, Algorithm 2) write it:
+
+        p <- p - eta_t (alpha m_hat / (sqrt(v_hat) + eps) + lambda p)
+
+    with `lr` = alpha, `weight_decay` = lambda and `schedule` = eta_t, the schedule multiplier
+    (set it before each step; 1 means no schedule). The decay per step is eta_t lambda, whatever
+    alpha is. It equals torch.optim.AdamW with lr = alpha eta_t and weight_decay = lambda / alpha.
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2, schedule: float = 1.0):
+        super().__init__(params, lr, betas, eps, weight_decay)
+        self.schedule = schedule
+
+    def update(self, p, g, state):
+        p.mul_(1 - self.schedule * self.weight_decay)
+        self.adam_update(p, g, state, lr=self.lr * self.schedule)

@@ -1,5 +1,7 @@
 """The from-scratch optimisers of lesson 04 against torch.optim, 200 steps on the same problem."""
 
+import math
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -102,6 +104,51 @@ def test_adamw_is_not_adam_with_l2():
     adam_l2, _ = train(lambda p: scratch.Adam(p, lr=0.01, weight_decay=0.1), torch.float64)
     adamw, _ = train(lambda p: scratch.AdamW(p, lr=0.01, weight_decay=0.1), torch.float64)
     assert (adam_l2 - adamw).abs().max().item() > 1e-3
+
+
+
+def cosine(step):
+    return 0.5 * (1 + math.cos(math.pi * step / STEPS))
+
+
+def test_adamw_paper_form_equals_torch_adamw_with_rescaled_decay():
+    # Loshchilov and Hutter: p <- p - eta_t (alpha m_hat / (sqrt(v_hat) + eps) + lambda p).
+    # torch.optim.AdamW with lr = alpha eta_t and weight_decay = lambda / alpha is the same optimiser.
+    alpha, lam = 0.01, 1e-3
+
+    x, y, weights = regression_problem(torch.float64)
+    results = {}
+    for name, make in [
+        ("paper", lambda w: scratch.AdamWPaper(w, lr=alpha, weight_decay=lam)),
+        ("torch", lambda w: torch.optim.AdamW(w, lr=alpha, weight_decay=lam / alpha)),
+        ("torch, wd not rescaled", lambda w: torch.optim.AdamW(w, lr=alpha, weight_decay=lam)),
+    ]:
+        w = [t.clone().requires_grad_() for t in weights]
+        optimizer = make(w)
+        for step in range(STEPS):
+            if name == "paper":
+                optimizer.schedule = cosine(step)  # lr stays alpha; the multiplier follows the schedule
+            else:
+                optimizer.param_groups[0]["lr"] = alpha * cosine(step)
+            optimizer.zero_grad()
+            F.mse_loss(torch.tanh(x @ w[0]) @ w[1], y).backward()
+            optimizer.step()
+        results[name] = torch.cat([t.detach().flatten() for t in w])
+    assert (results["paper"] - results["torch"]).abs().max().item() < 1e-12
+    assert (results["paper"] - results["torch, wd not rescaled"]).abs().max().item() > 1e-4
+
+
+def test_adamw_paper_decay_does_not_depend_on_alpha():
+    final = {}
+    for alpha in (0.1, 0.001):
+        p = torch.ones(1, dtype=torch.float64, requires_grad=True)
+        optimizer = scratch.AdamWPaper([p], lr=alpha, weight_decay=0.01, schedule=0.5)
+        for _ in range(100):
+            p.grad = torch.zeros_like(p)  # only the decay moves p
+            optimizer.step()
+        final[alpha] = p.item()
+    assert final[0.1] == final[0.001]
+    assert abs(final[0.1] - (1 - 0.5 * 0.01) ** 100) < 1e-12
 
 
 def test_first_adam_step_has_size_lr():
