@@ -10,7 +10,6 @@ labelled as ImageNet-pretrained. `make prefetch` runs this ahead of a class.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -33,6 +32,7 @@ class Pretrained:
     imagenet: bool
     mean: float  # the normalisation of a grey image, the same for all three input channels
     std: float
+    classes: tuple[int, ...] | None = None  # the course's own: the Fashion-MNIST classes its head outputs; ImageNet: None
 
 
 def to_inputs(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
@@ -45,8 +45,8 @@ def to_inputs(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
 
 
-def load_pretrained_resnet18(progress: bool = True) -> Pretrained:
-    """ImageNet weights through the weights API when possible; otherwise `course_pretrained_resnet18()`."""
+def load_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] = tuple(range(10))) -> Pretrained:
+    """ImageNet weights through the weights API when possible; otherwise `course_pretrained_resnet18(progress, classes)`."""
     why = _why_no_imagenet()
     if why is None:
         try:
@@ -54,12 +54,17 @@ def load_pretrained_resnet18(progress: bool = True) -> Pretrained:
         except OSError as error:  # URLError and socket errors are OSErrors
             why = f"the download failed: {error}"
         else:
-            # One mean and std for the grey image: the averages of ImageNet's three channels.
-            mean, std = (sum(v) / 3 for v in (IMAGENET.transforms().mean, IMAGENET.transforms().std))
-            print(f"Pretrained weights: ImageNet ({IMAGENET}), through torchvision's weights API")
+            # The course's images are grey and to_inputs repeats one channel three times, so it takes
+            # ONE mean and std: the averages of ImageNet's per-channel (R, G, B) statistics. Not what
+            # the weights' transforms() do (each colour channel its own), and said so when loading.
+            rgb_mean, rgb_std = IMAGENET.transforms().mean, IMAGENET.transforms().std
+            mean, std = sum(rgb_mean) / 3, sum(rgb_std) / 3
+            print(f"Pretrained weights: ImageNet ({IMAGENET}), through torchvision's weights API; grey inputs are "
+                  f"normalised with the average of its RGB mean {list(rgb_mean)} and std {list(rgb_std)}: "
+                  f"one mean {mean:.3f} and std {std:.3f} for all three channels")
             return Pretrained(model, f"ImageNet ({IMAGENET})", True, mean, std)
     print(f"No ImageNet weights ({why}); using the course's own pretrained ResNet-18 instead.")
-    return course_pretrained_resnet18(progress)
+    return course_pretrained_resnet18(progress, classes)
 
 
 def _imagenet_cache_file() -> Path:
@@ -72,50 +77,68 @@ def _why_no_imagenet() -> str | None:
         return None
     if config.offline():
         return "COURSE_OFFLINE=1 and not in the torch cache"
-    host = urlparse(IMAGENET.url).hostname
-    try:
-        socket.create_connection((host, 443), timeout=NETWORK_TIMEOUT_S).close()
-    except OSError as error:
-        return f"cannot reach {host}: {error.strerror or error}"
-    return None
+    return data.why_unreachable(IMAGENET.url, timeout=NETWORK_TIMEOUT_S)  # through urllib: honours HTTPS_PROXY
 
 
-def course_pretrained_resnet18(progress: bool = True) -> Pretrained:
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+def course_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] = tuple(range(10))) -> Pretrained:
     """torchvision's ResNet-18 pretrained on Fashion-MNIST: loaded from the checkpoint root, or trained and saved there.
 
-    Fast mode pretrains on 12,000 images for one epoch (about 30 s on 2 CPU cores), full mode on
-    all 60,000 for two (about 5 minutes); each mode keeps its own checkpoint.
+    classes: the Fashion-MNIST classes to pretrain on (all ten by default; the head has one output per
+    class, in this order). Fast mode pretrains on at most 12,000 of their images for one epoch (about
+    30 s on 2 CPU cores), full mode on all of them (60,000 for ten classes) for two (about 5 minutes).
+    The checkpoint is named after the classes and the number of images actually used, so a run on
+    the 4,000-image embedded sample never passes for one on the full data, and the full data, once
+    it appears, gets its own pretraining.
     """
-    n_images, epochs = config.pick(fast=(12_000, 1), full=(60_000, 2))
-    path = config.checkpoint_root() / f"resnet18-fashion-mnist-{n_images}x{epochs}.pt"
-    model = resnet18(weights=None, num_classes=10)
+    classes = tuple(int(c) for c in classes)
+    if not classes or len(set(classes)) != len(classes) or not set(classes) <= set(range(10)):
+        raise ValueError(f"classes={classes!r}: give distinct Fashion-MNIST class numbers between 0 and 9")
+    wanted, epochs = config.pick(fast=(12_000, 1), full=(60_000, 2))
+    train_set = data.load_fashion_mnist(train=True)
+    n_images = min(wanted, int(torch.isin(train_set.targets, torch.tensor(classes)).sum()))
+    subset = "" if classes == tuple(range(10)) else "-classes" + "".join(map(str, classes))
+    path = config.checkpoint_root() / f"resnet18-fashion-mnist{subset}-{n_images}x{epochs}.pt"
+    model = resnet18(weights=None, num_classes=len(classes))
     if path.is_file():
         meta = train.load_checkpoint(path, model)
         print(f"Pretrained weights: the course's ResNet-18 from {path}")
     else:
-        meta = _pretrain_on_fashion_mnist(model, n_images, epochs, progress)
+        train.check_writable(path)  # a read-only checkpoint root fails now, not after minutes of pretraining
+        meta = _pretrain_on_fashion_mnist(model, n_images, epochs, progress, classes, train_set)
         train.save_checkpoint(path, model, **meta)
         print(f"Saved the pretrained ResNet-18 to {path}; later runs load it from there.")
+    which = "Fashion-MNIST" if not subset else f"Fashion-MNIST's {', '.join(FASHION_CLASSES[c] for c in classes)}"
     source = (
-        f"the course's own ResNet-18, pretrained on {meta['images']:,} Fashion-MNIST images for {meta['epochs']} "
-        f"epoch(s), {meta['fashion_test_accuracy']:.1%} Fashion-MNIST test accuracy (not ImageNet)"
+        f"the course's own ResNet-18, pretrained on {meta['images']:,} images of {which} for {meta['epochs']} "
+        f"epoch(s), {meta['fashion_test_accuracy']:.1%} test accuracy on those classes (not ImageNet)"
     )
-    return Pretrained(model, source, False, meta["mean"], meta["std"])
+    return Pretrained(model, source, False, meta["mean"], meta["std"], classes)
 
 
-def _pretrain_on_fashion_mnist(model: nn.Module, n_images: int, epochs: int, progress: bool) -> dict:
-    train_set, test_set = data.load_fashion_mnist(train=True), data.load_fashion_mnist(train=False)
+def _pretrain_on_fashion_mnist(
+    model: nn.Module, n_images: int, epochs: int, progress: bool, classes: tuple[int, ...] = tuple(range(10)), train_set=None
+) -> dict:
+    """Train `model` on `n_images` Fashion-MNIST images of `classes` (relabelled 0, 1, ... in that order)."""
+    train_set = train_set if train_set is not None else data.load_fashion_mnist(train=True)
+    test_set = data.load_fashion_mnist(train=False)
+    relabel = torch.full((10,), -1, dtype=torch.long)
+    relabel[list(classes)] = torch.arange(len(classes))
     generator = torch.Generator().manual_seed(0)
-    keep = torch.randperm(len(train_set), generator=generator)[: min(n_images, len(train_set))]
+    members = torch.isin(train_set.targets, torch.tensor(classes)).nonzero().flatten()
+    keep = members[torch.randperm(len(members), generator=generator)[: min(n_images, len(members))]]
     pixels = train_set.data[keep].double() / 255
     mean, std = pixels.mean().item(), pixels.std().item()
-    x, y = to_inputs(train_set.data[keep], mean, std), train_set.targets[keep]
+    x, y = to_inputs(train_set.data[keep], mean, std), relabel[train_set.targets[keep]]
     loader = train.tensor_loader(x, y, 128, shuffle=True, generator=generator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=epochs * len(loader))
-    print(f"Pretraining ResNet-18 on {len(x):,} Fashion-MNIST images for {epochs} epoch(s), once; it is then cached.")
+    print(f"Pretraining ResNet-18 on {len(x):,} Fashion-MNIST images (classes {list(classes)}) for {epochs} epoch(s), once; it is then cached.")
     train.fit(model, loader, optimizer, epochs=epochs, scheduler=scheduler, progress=progress)
-    test_loader = train.tensor_loader(to_inputs(test_set.data, mean, std), test_set.targets, 500)
+    test_keep = torch.isin(test_set.targets, torch.tensor(classes))
+    test_loader = train.tensor_loader(to_inputs(test_set.data[test_keep], mean, std), relabel[test_set.targets[test_keep]], 500)
     accuracy = train.evaluate(model, test_loader)["accuracy"]
-    print(f"Fashion-MNIST test accuracy of the pretrained network: {accuracy:.2%}")
+    print(f"Fashion-MNIST test accuracy of the pretrained network (its {len(classes)} classes): {accuracy:.2%}")
     return {"images": len(x), "epochs": epochs, "fashion_test_accuracy": accuracy, "mean": mean, "std": std}

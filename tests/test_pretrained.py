@@ -2,6 +2,7 @@
 
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -42,20 +43,28 @@ def test_an_unreachable_server_is_named(empty_torch_cache, monkeypatch):
     assert pretrained._why_no_imagenet() == "cannot reach download.pytorch.org: Network is unreachable"
 
 
+def fake_fashion_mnist(monkeypatch, n_images):
+    """A Fashion-MNIST training set of n_images (classes 0-9 in turn), so no test depends on which data a machine has."""
+    fake = SimpleNamespace(data=torch.zeros(n_images, 28, 28, dtype=torch.uint8), targets=torch.arange(n_images) % 10)
+    monkeypatch.setattr(pretrained.data, "load_fashion_mnist", lambda train=True: fake)
+    return fake
+
+
 def test_offline_it_pretrains_once_then_loads_and_never_says_imagenet(empty_torch_cache, data_root, monkeypatch, capsys):
     calls = []
 
-    def quick_pretraining(model, n_images, epochs, progress):
-        calls.append((n_images, epochs))
+    def quick_pretraining(model, n_images, epochs, progress, classes, train_set):
+        calls.append((n_images, epochs, classes))
         with torch.no_grad():
             model.fc.bias.fill_(0.5)
         return {"images": n_images, "epochs": epochs, "fashion_test_accuracy": 0.5, "mean": 0.3, "std": 0.4}
 
     monkeypatch.setattr(pretrained, "_pretrain_on_fashion_mnist", quick_pretraining)
     monkeypatch.setenv("COURSE_FAST", "1")
+    fake_fashion_mnist(monkeypatch, 60_000)
     first = pretrained.load_pretrained_resnet18(progress=False)
     second = pretrained.load_pretrained_resnet18(progress=False)
-    assert calls == [(12_000, 1)]
+    assert calls == [(12_000, 1, tuple(range(10)))]
     assert (data_root / "checkpoints" / "resnet18-fashion-mnist-12000x1.pt").is_file()
     for result in (first, second):
         assert not result.imagenet and "not ImageNet" in result.source and "Fashion-MNIST" in result.source
@@ -63,6 +72,58 @@ def test_offline_it_pretrains_once_then_loads_and_never_says_imagenet(empty_torc
         assert torch.equal(result.model.fc.bias, torch.full((10,), 0.5))
     out = capsys.readouterr().out
     assert out.count("No ImageNet weights (COURSE_OFFLINE=1") == 2 and "from " + str(data_root / "checkpoints") in out
+
+
+def test_the_checkpoint_is_named_after_the_images_actually_used(data_root, monkeypatch):
+    """With the 4,000-image sample, fast mode's 12,000 (and full mode's 60,000) cannot be had: the name says 4,000."""
+    calls = []
+
+    def quick_pretraining(model, n_images, epochs, progress, classes, train_set):
+        calls.append(n_images)
+        return {"images": n_images, "epochs": epochs, "fashion_test_accuracy": 0.5, "mean": 0.3, "std": 0.4}
+
+    monkeypatch.setattr(pretrained, "_pretrain_on_fashion_mnist", quick_pretraining)
+    fake_fashion_mnist(monkeypatch, 4_000)
+    for fast, epochs in (("1", 1), ("0", 2)):
+        monkeypatch.setenv("COURSE_FAST", fast)
+        pretrained.course_pretrained_resnet18(progress=False)
+        assert (data_root / "checkpoints" / f"resnet18-fashion-mnist-4000x{epochs}.pt").is_file()
+    assert calls == [4_000, 4_000]
+    assert sorted(path.name for path in (data_root / "checkpoints").iterdir()) == ["resnet18-fashion-mnist-4000x1.pt", "resnet18-fashion-mnist-4000x2.pt"]
+
+
+def test_a_subset_of_classes_gets_its_own_head_checkpoint_and_name(data_root, monkeypatch):
+    monkeypatch.setattr(
+        pretrained, "_pretrain_on_fashion_mnist",
+        lambda model, n_images, epochs, progress, classes, train_set: {"images": n_images, "epochs": epochs, "fashion_test_accuracy": 0.9, "mean": 0.3, "std": 0.4},
+    )
+    monkeypatch.setenv("COURSE_FAST", "1")
+    fake_fashion_mnist(monkeypatch, 60_000)
+    result = pretrained.course_pretrained_resnet18(progress=False, classes=(0, 1, 2, 3, 4))
+    assert result.model.fc.out_features == 5 and result.classes == (0, 1, 2, 3, 4)
+    assert (data_root / "checkpoints" / "resnet18-fashion-mnist-classes01234-12000x1.pt").is_file()
+    assert "T-shirt/top, Trouser, Pullover, Dress, Coat" in result.source and "Sandal" not in result.source
+    for wrong in ((), (3, 3), (9, 10)):
+        with pytest.raises(ValueError, match="distinct Fashion-MNIST class numbers"):
+            pretrained.course_pretrained_resnet18(progress=False, classes=wrong)
+
+
+def test_pretraining_on_some_classes_sees_only_them_relabelled(monkeypatch):
+    fake = fake_fashion_mnist(monkeypatch, 1_000)
+    fake.data[:] = (fake.targets * 20).to(torch.uint8)[:, None, None]  # each class its own grey level
+    seen = {}
+
+    def record(model, loader, optimizer, **kwargs):
+        seen["x"], seen["y"] = loader.dataset.tensors
+
+    monkeypatch.setattr(pretrained.train, "fit", record)
+    monkeypatch.setattr(pretrained.train, "evaluate", lambda model, loader: {"accuracy": 0.5})
+    model = pretrained.resnet18(weights=None, num_classes=3)
+    meta = pretrained._pretrain_on_fashion_mnist(model, 150, 1, False, classes=(7, 2, 9))
+    assert meta["images"] == 150 and len(seen["y"]) == 150
+    assert sorted(seen["y"].unique().tolist()) == [0, 1, 2]  # class 7 -> 0, 2 -> 1, 9 -> 2
+    grey = ((seen["x"][:, 0, 16, 16] * meta["std"] + meta["mean"]) * 255).round()
+    assert torch.equal(grey, torch.tensor([140.0, 40.0, 180.0])[seen["y"]])  # each image's label is its own class's
 
 
 def test_pretraining_learns_the_source_task(data_root, monkeypatch):
@@ -87,7 +148,8 @@ def test_with_imagenet_weights_the_weights_api_is_used_and_named(empty_torch_cac
     result = pretrained.load_pretrained_resnet18(progress=False)
     assert calls == [pretrained.IMAGENET] and result.imagenet and result.source.startswith("ImageNet")
     assert abs(result.mean - (0.485 + 0.456 + 0.406) / 3) < 1e-9 and abs(result.std - (0.229 + 0.224 + 0.225) / 3) < 1e-9
-    assert "through torchvision's weights API" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "through torchvision's weights API" in out and "average of its RGB mean [0.485, 0.456, 0.406]" in out
 
 
 def test_a_failed_imagenet_download_falls_back_and_says_why(empty_torch_cache, monkeypatch, capsys):
@@ -99,6 +161,6 @@ def test_a_failed_imagenet_download_falls_back_and_says_why(empty_torch_cache, m
         return torch.nn.Linear(1, 1)
 
     monkeypatch.setattr(pretrained, "resnet18", failing_resnet18)
-    monkeypatch.setattr(pretrained, "course_pretrained_resnet18", lambda progress: "the course's own")
+    monkeypatch.setattr(pretrained, "course_pretrained_resnet18", lambda progress, classes: "the course's own")
     assert pretrained.load_pretrained_resnet18(progress=False) == "the course's own"
     assert "No ImageNet weights (the download failed: connection reset by peer)" in capsys.readouterr().out
