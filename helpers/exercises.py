@@ -115,7 +115,7 @@ def check_normalisation(exercise, dataset, mean, std) -> None:
     _verdict(
         abs(mean - expected_mean) < 1e-4 and abs(std - expected_std) < 1e-4,
         exercise,
-        "use every training pixel, scaled to [0, 1]: `(dataset.data / 255).mean()` and `.std()`",
+        "use every training pixel, scaled to [0, 1], all at once: one mean and one standard deviation over the whole tensor",
     )
 
 
@@ -176,11 +176,11 @@ def check_conv_arithmetic(exercise, out_size, n_params) -> None:
     expected_size = layer(torch.zeros(1, 1, 28, 28)).shape[-1]
     expected_params = sum(p.numel() for p in layer.parameters())
     if out_size == 28 // 2 - 1 or out_size == (28 - 5) // 2 + 1:
-        _fail(exercise, "include the padding on both sides: n + 2p - k")
-    _require(out_size == expected_size, exercise, "output size = floor((n + 2p - k) / s) + 1 with n=28, k=5, p=2, s=2")
+        _fail(exercise, "the padding adds p pixels on both sides of the image, not on one")
+    _require(out_size == expected_size, exercise, "use section 2's output-size formula with this layer's n, k, p and s; the division by the stride rounds down (floor)")
     if n_params == expected_params - 16:
         _fail(exercise, "the bias adds one parameter per output channel")
-    _verdict(n_params == expected_params, exercise, "parameters = out_channels x in_channels x k x k (+ out_channels biases)")
+    _verdict(n_params == expected_params, exercise, "every output channel has one k x k kernel for each input channel, plus its bias")
 
 
 @_check("Exercise 02.2 (top-k accuracy)")
@@ -195,10 +195,10 @@ def check_top_k_accuracy(exercise, top_k_accuracy) -> None:
         ranks = (logits > logits.gather(1, targets.unsqueeze(1))).sum(dim=1)  # how many classes score higher
         expected = (ranks < k).double().mean().item()
         if k == 1:
-            _require(abs(result - expected) < 1e-6, exercise, "with k = 1 it must equal the plain accuracy: logits.argmax(1) == targets")
+            _require(abs(result - expected) < 1e-6, exercise, "with k = 1 it must equal the plain accuracy (is the largest logit the target's?)")
         if k == 10:
             _require(abs(result - 1.0) < 1e-6, exercise, "with k = all 10 classes every prediction is right: 1.0")
-        _require(abs(result - expected) < 1e-6, exercise, f"k={k}: got {result:.4f}, expected {expected:.4f}; use logits.topk(k, dim=1).indices")
+        _require(abs(result - expected) < 1e-6, exercise, f"k={k}: got {result:.4f}, expected {expected:.4f}; find the k largest logits of each row (a tensor method does it) and ask whether the target is among them")
     _verdict(True, exercise, "")
 
 
@@ -235,7 +235,7 @@ def check_bce_with_logits_grad(exercise, bce_with_logits_grad) -> None:
     if torch.allclose(got, expected * len(z), atol=1e-10):
         _fail(exercise, "almost: the loss is a mean over the N examples, so divide by N")
     if torch.allclose(got, -expected, atol=1e-10):
-        _fail(exercise, "the sign is flipped: the gradient is sigma(z) - y, not y - sigma(z)")
+        _fail(exercise, "the sign is flipped: when y = 1, a larger z lowers the loss, so the gradient there must be negative")
     if torch.allclose(got, expected * (torch.sigmoid(z) * (1 - torch.sigmoid(z))).detach(), atol=1e-10):
         _fail(exercise, "sigma'(z) cancels against the 1/sigma and 1/(1 - sigma) of the logs: the result is simpler")
     _verdict(torch.allclose(got, expected, atol=1e-10), exercise, "differentiate -[y log s + (1 - y) log(1 - s)] with s = sigma(z), using sigma' = s(1 - s)")
@@ -260,8 +260,8 @@ def check_tanh_layer_backward(exercise, tanh_layer_backward) -> None:
             delta_without_derivative = G
             plain = {"dL/dX": delta_without_derivative @ W.detach(), "dL/dW": delta_without_derivative.T @ X.detach(), "dL/db": G.sum(0)}[name]
             if torch.allclose(ours, plain, atol=1e-10):
-                _fail(exercise, f"{name}: multiply G by tanh's derivative 1 - Y**2 first (delta = G * (1 - Y**2))")
-            _fail(exercise, f"{name} differs from autograd's; with delta = G * (1 - Y**2): dX = delta W, dW = delta^T X, db = delta summed over rows")
+                _fail(exercise, f"{name}: G is the gradient at the tanh's output; take it back through tanh's derivative (section 4 writes it with the output) before the linear layer's rules")
+            _fail(exercise, f"{name} differs from autograd's; once G is back through tanh, the linear layer's rules are section 2's: check the order of each product and what the bias sums over")
     _verdict(True, exercise, "")
 
 
@@ -277,7 +277,7 @@ def check_avg_pool_backward(exercise, avg_pool_backward) -> None:
             _fail(exercise, f"with k={k} the result must have the input's shape {tuple(x.shape)}, not {getattr(got, 'shape', type(got).__name__)}")
         if torch.allclose(got, x.grad * k**2, atol=1e-10):
             _fail(exercise, f"each input is 1/k^2 of its window's mean: divide by k^2 = {k * k}")
-        _require(torch.allclose(got, x.grad, atol=1e-10), exercise, "every input pixel of a window receives the window's gradient divided by k^2 (repeat_interleave helps)")
+        _require(torch.allclose(got, x.grad, atol=1e-10), exercise, "ask how much one input pixel moves its window's mean: unlike max pooling, no pixel of the window is special (repeat_interleave can spread a value over a window)")
     _verdict(True, exercise, "")
 
 
@@ -312,10 +312,10 @@ def check_nesterov_step(exercise, nesterov_step) -> None:
                 plain_buffer = g0.clone() if plain_buffer is None else momentum * plain_buffer + g0
                 plain = plain - lr * plain_buffer
             if torch.allclose(p, plain, atol=1e-10, rtol=0):
-                _fail(exercise, "that is plain momentum (a step along the buffer); Nesterov steps along g + momentum * buffer")
+                _fail(exercise, "that is plain momentum (a step along the buffer); Nesterov steps from where the momentum is about to carry the parameters: see section 3's PyTorch form")
             if step == 1:
-                _fail(exercise, "the first step already differs: the first buffer is g itself (not (1 - momentum) g), and the step is lr * (g + momentum * buffer)")
-            _fail(exercise, f"step {step} differs from torch.optim.SGD(nesterov=True): buffer = momentum * buffer + g, then p - lr * (g + momentum * buffer)")
+                _fail(exercise, "the first step already differs: check how PyTorch starts the buffer (section 2) and what Nesterov's step adds to it (section 3)")
+            _fail(exercise, f"step {step} differs from torch.optim.SGD(nesterov=True): compare your buffer update, then your step, with section 3's PyTorch form")
     _verdict(True, exercise, "")
 
 
@@ -338,7 +338,7 @@ def check_warmup_cosine(exercise, warmup_cosine) -> None:
                 _fail(exercise, f"return a finite number, not {got!r}")
             if abs(got - expected) > 1e-9 * base_lr:
                 where = "during the warm-up: linear from 0.1 * base_lr at t = 0 to base_lr at t = warmup" if t < warmup else (
-                    "after the warm-up: 0.5 * base_lr * (1 + cos(pi * (t - warmup) / (total - warmup)))")
+                    "after the warm-up: a cosine from base_lr at t = warmup down to 0 at t = total, so its clock starts when the warm-up ends")
                 _fail(exercise, f"at t={t} (base_lr={base_lr}, warmup={warmup}, total={total}) expected {expected:.6g}, got {got:.6g}; {where}")
             optimizer.step()
             scheduler.step()
@@ -354,13 +354,13 @@ def check_kaiming_conv(exercise, fan_in, kaiming_std) -> None:
         _fail(exercise, "that is the fan-out (out_channels x k x k); the forward pass sums over the inputs")
     _require(fan_in == expected_fan_in, exercise, "fan-in = in_channels x kernel height x kernel width")
     if isinstance(kaiming_std, (int, float)) and abs(kaiming_std - 2 / expected_fan_in) < 1e-9:
-        _fail(exercise, "that is the variance 2 / fan_in; the standard deviation is its square root")
+        _fail(exercise, "that is the variance; the standard deviation is its square root")
     if isinstance(kaiming_std, (int, float)) and abs(kaiming_std - math.sqrt(1 / expected_fan_in)) < 1e-9:
-        _fail(exercise, "for ReLU the variance is 2 / fan_in (ReLU zeroes half of its inputs), not 1 / fan_in")
+        _fail(exercise, "that is the variance for a layer without ReLU; ReLU zeroes half of its inputs, and Kaiming's variance makes up for that (section 9)")
     _verdict(
         isinstance(kaiming_std, (int, float)) and abs(kaiming_std - math.sqrt(2 / expected_fan_in)) < 1e-9,
         exercise,
-        "std = sqrt(2 / fan_in), a Python float",
+        "Kaiming's variance keeps E[z^2] the same through ReLU layers (section 9); give its standard deviation as a Python float",
     )
 
 
@@ -387,7 +387,7 @@ def check_freeze_all_but_last_stage(exercise, freeze_all_but_last_stage) -> None
     count = sum(p.numel() for name, p in model.named_parameters() if name in expected)
     if result == sum(p.numel() for p in model.parameters()):
         _fail(exercise, "that counts all parameters; count only those with requires_grad=True")
-    _verdict(result == count, exercise, "return the number of trainable parameters: the sum of p.numel() over those with requires_grad=True")
+    _verdict(result == count, exercise, "return the number of trainable parameters: numbers, not tensors, and only those that will train")
 
 
 @_check("Exercise 05.2 (layer-wise learning rates)")
@@ -410,7 +410,7 @@ def check_layerwise_groups(exercise, layerwise_groups) -> None:
     for name, p in names.items():
         expected = head_lr * decay ** depth[name.split(".")[0]]
         if abs(owner[id(p)] - expected) > 1e-15:
-            _fail(exercise, f"{name} has lr {owner[id(p)]:.3g}, expected head_lr * decay**{depth[name.split('.')[0]]} = {expected:.3g}")
+            _fail(exercise, f"{name} has lr {owner[id(p)]:.3g}, expected {expected:.3g}: count how many stages {name.split('.')[0]} lies below the head")
     _verdict(True, exercise, "")
 
 
@@ -483,8 +483,8 @@ def check_integrated_gradients(exercise, integrated_gradients) -> None:
     if close(result, x * mean_gradient(range(0, steps))):
         _fail(exercise, "the sum runs over k = 1 .. steps (the right Riemann sum), not 0 .. steps - 1")
     _require(close(result, expected), exercise,
-             f"the attributions differ from (x - x') times the mean gradient at x' + k/m (x - x'), k = 1..m (largest difference "
-             f"{(result - expected).abs().max():.3g}); the score F is the target's logit, not its probability")
+             f"the attributions differ from the formula above (largest difference {(result - expected).abs().max():.3g}): compare "
+             "the points on the path, what is averaged and what multiplies it; the score F is the target's logit, not its probability")
     with torch.no_grad():
         gap = (model(x)[0, target] - model(torch.zeros_like(x))[0, target]).item()
     total = result.sum().item()
@@ -499,10 +499,10 @@ def check_integrated_gradients(exercise, integrated_gradients) -> None:
 def check_linear_scaling(exercise, global_batch, scaled_lr) -> None:
     if global_batch == 128:
         _fail(exercise, "128 is the batch of one GPU; the global batch counts the images of all 4 GPUs in one step")
-    _require(global_batch == 512, exercise, "global batch = number of GPUs x images per GPU")
+    _require(global_batch == 512, exercise, "count the images that all the GPUs process together in one optimiser step")
     if isinstance(scaled_lr, (int, float)) and abs(scaled_lr - 0.1 * 4) < 1e-12:
-        _fail(exercise, "scale by the ratio of global batch sizes (512 / 256), not by the number of GPUs")
-    _verdict(isinstance(scaled_lr, (int, float)) and abs(scaled_lr - 0.2) < 1e-12, exercise, "scaled lr = 0.1 x (new global batch / 256)")
+        _fail(exercise, "that scales by the number of GPUs; the rule scales by how much the global batch grew")
+    _verdict(isinstance(scaled_lr, (int, float)) and abs(scaled_lr - 0.2) < 1e-12, exercise, "the learning rate should grow by the same factor as the global batch did, starting from the tuned run")
 
 
 @_check("Exercise 07.2 (an accumulated step)")
@@ -533,8 +533,103 @@ def check_accumulated_step(exercise, accumulated_step) -> None:
             continue
         start = torch.cat([p.detach().flatten() for p in make()[0].parameters()])
         if k > 1 and torch.allclose(got - start, k * (expected - start), atol=1e-10):
-            _fail(exercise, f"with k={k} the step is {k} times too large: divide each micro-batch's loss by k")
+            _fail(exercise, f"with k={k} the step is {k} times too large: the gradients of the micro-batches add up in .grad, but the whole batch's loss is a mean")
         if torch.allclose(got - start, expected - start - 0.5, atol=1e-10):
             _fail(exercise, "the gradients left from before were added in: call optimizer.zero_grad() first")
-        _fail(exercise, f"with k={k} the result differs from one step on the whole batch: zero_grad, then backward on each micro-batch's loss / k, then one step")
+        _fail(exercise, f"with k={k} the result differs from one step on the whole batch: check what .grad holds before the first backward, and how many times the optimiser steps")
     _verdict(True, exercise, "")
+
+
+# --- Lesson 08 --------------------------------------------------------------------------------
+
+
+@_check("Exercise 08.1 (a causal mask)")
+def check_causal_mask(exercise, causal_mask) -> None:
+    for length in (4, 7, 1):
+        mask = causal_mask(length)
+        _require(isinstance(mask, torch.Tensor) and mask.dtype == torch.bool, exercise,
+                 "return a tensor of dtype torch.bool (True where a position may attend)")
+        _require(tuple(mask.shape) == (length, length), exercise, f"causal_mask({length}) should have shape ({length}, {length}), not {tuple(mask.shape)}")
+        expected = torch.ones(length, length, dtype=torch.bool).tril()
+        if torch.equal(mask, expected):
+            continue
+        if torch.equal(mask, ~expected):
+            _fail(exercise, "True must mean 'may attend', as F.scaled_dot_product_attention reads a boolean mask; yours marks the blocked positions")
+        if torch.equal(mask, expected.T):
+            _fail(exercise, "your mask lets each position see the ones after it: a causal model may only look back")
+        if torch.equal(mask, expected.tril(diagonal=-1)):
+            _fail(exercise, "each position must also see itself; with your mask the first position has nothing to attend to")
+        _fail(exercise, f"row i should allow positions 0..i and nothing after; for length {length} yours is\n{mask.int()}")
+    _verdict(True, exercise, "")
+
+
+@_check("Exercise 08.2 (sinusoidal position encodings)")
+def check_sinusoidal(exercise, sinusoidal) -> None:
+    from helpers.transformer import sinusoidal_positions
+
+    length, d = 30, 16
+    result = sinusoidal(length, d)
+    _require(isinstance(result, torch.Tensor) and tuple(result.shape) == (length, d), exercise,
+             f"sinusoidal({length}, {d}) should return a tensor of shape ({length}, {d}), one row per position")
+    result = result.double()
+    expected = sinusoidal_positions(length, d).double()
+
+    def close(candidate):
+        return (result - candidate).abs().max().item() < 1e-5
+
+    if close(expected):
+        other = sinusoidal(7, 64)
+        _verdict(isinstance(other, torch.Tensor) and tuple(other.shape) == (7, 64)
+                 and (other.double() - sinusoidal_positions(7, 64).double()).abs().max().item() < 1e-5, exercise,
+                 "right for d_model = 16 but not for d_model = 64: the formula's d is the d_model argument")
+        return
+    pairs = expected.view(length, d // 2, 2)
+    if close(pairs.flip(-1).reshape(length, d)):
+        _fail(exercise, "sine and cosine are swapped: the even columns (0, 2, ...) hold the sines, the odd ones the cosines")
+    if close(torch.cat([pairs[..., 0], pairs[..., 1]], dim=1)):
+        _fail(exercise, "the sine and cosine of one frequency sit side by side (columns 2i and 2i + 1), not in two halves")
+    position = torch.arange(length, dtype=torch.float64)[:, None]
+    own = position / 10000 ** (torch.arange(d, dtype=torch.float64) / d)
+    if close(torch.where(torch.arange(d) % 2 == 0, own.sin(), own.cos())):
+        _fail(exercise, "columns 2i and 2i + 1 must share one frequency; yours gives every column a frequency of its own")
+    half = position / 10000 ** (torch.arange(0, d // 2, dtype=torch.float64)[None, :] / d)
+    if close(torch.stack([half.sin(), half.cos()], dim=-1).reshape(length, d)):
+        _fail(exercise, "your frequencies fall too slowly from column to column: compare your exponent with the formula in section 4")
+    if (result[0] - expected[0]).abs().max().item() > 1e-5:
+        _fail(exercise, "row 0 (position 0) should be sin(0) = 0 in the even columns and cos(0) = 1 in the odd ones")
+    _fail(exercise, f"the values differ from the formula (largest difference {(result - expected).abs().max():.3g}); check the frequency of pair i")
+
+
+@_check("Exercise 08.3 (attention with a padding mask)")
+def check_masked_attention(exercise, masked_attention) -> None:
+    generator = torch.Generator().manual_seed(8)
+    q, k, v = (torch.randn(3, 6, 8, generator=generator, dtype=torch.float64) for _ in range(3))
+    padding = torch.arange(6)[None, :] >= torch.tensor([6, 4, 2])[:, None]  # True at padding
+    result = masked_attention(q, k, v, padding)
+    _require(isinstance(result, torch.Tensor) and result.shape == q.shape, exercise,
+             f"return the output only, a tensor of shape {tuple(q.shape)} (batch, length, size of a value)")
+    result = result.double()
+
+    def sdpa(mask, scale=None):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+
+    def close(candidate):
+        return torch.allclose(result, candidate, rtol=0, atol=1e-9, equal_nan=True)
+
+    keys = ~padding[:, None, :]
+    flipped = (q @ k.transpose(-2, -1) / 8**0.5).masked_fill(~padding[:, None, :], float("-inf")).softmax(-1) @ v
+    if close(flipped):
+        _fail(exercise, "the mask is flipped: padding_mask is True at padding, and those are the keys to hide")
+    _require(not torch.isnan(result).any(), exercise,
+             "the output holds NaN: a row whose every score is -inf has no softmax. Hide keys (columns of the score matrix), not queries")
+    if close(sdpa(keys)):
+        _verdict(True, exercise, "")
+        return
+    if close(sdpa(None)):
+        _fail(exercise, "the padded keys still receive weight: the padding mask is not applied")
+    if close(sdpa(keys, scale=1.0)) or close(sdpa(keys, scale=1 / 8)):
+        _fail(exercise, "the scores are scaled wrongly: look again at what section 5 divides them by, and why")
+    scores = (q @ k.transpose(-2, -1) / 8**0.5).masked_fill(~keys, 0.0)
+    if close(scores.softmax(-1) @ v):
+        _fail(exercise, "a score set to 0 is not ignored: softmax still gives it weight. A hidden key needs a weight of exactly 0")
+    _fail(exercise, "the output differs from F.scaled_dot_product_attention with the padded keys hidden")

@@ -10,6 +10,7 @@ labelled as ImageNet-pretrained. `make prefetch` runs this ahead of a class.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -50,8 +51,8 @@ def load_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] = t
     why = _why_no_imagenet()
     if why is None:
         try:
-            model = resnet18(weights=IMAGENET, progress=progress)
-        except OSError as error:  # URLError and socket errors are OSErrors
+            model = _imagenet_resnet18(progress)
+        except OSError as error:  # URLError, timeouts and socket errors are OSErrors
             why = f"the download failed: {error}"
         else:
             # The course's images are grey and to_inputs repeats one channel three times, so it takes
@@ -65,6 +66,16 @@ def load_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] = t
             return Pretrained(model, f"ImageNet ({IMAGENET})", True, mean, std)
     print(f"No ImageNet weights ({why}); using the course's own pretrained ResNet-18 instead.")
     return course_pretrained_resnet18(progress, classes)
+
+
+def _imagenet_resnet18(progress: bool) -> nn.Module:
+    """resnet18(weights=IMAGENET), with data.NETWORK_TIMEOUT_S on each network wait: torch.hub's download sets none."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(data.NETWORK_TIMEOUT_S)
+    try:
+        return resnet18(weights=IMAGENET, progress=progress)
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def _imagenet_cache_file() -> Path:

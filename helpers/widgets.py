@@ -103,6 +103,18 @@ def draw_trajectory(ax, function_name: str, optimizer_name: str, lr: float, beta
     return path, losses
 
 
+def drawn_interactive(redraw, **controls) -> widgets.interactive:
+    """`widgets.interactive(redraw, **controls)`, drawn once as soon as it is made.
+
+    ipywidgets 8 calls `redraw` when the widget is made; ipywidgets 7.7, which Google Colab ships,
+    only when it is displayed. Calling it here gives both the same `result` from the start.
+    """
+    ui = widgets.interactive(redraw, {"manual": False}, **controls)
+    if ui.result is None:
+        ui.update()
+    return ui
+
+
 def optimizer_playground():
     """Sliders for learning rate, betas and steps that redraw `draw_trajectory`; returns the widget."""
     style = {"description_width": "initial"}
@@ -113,9 +125,8 @@ def optimizer_playground():
         plt.show()
         return path
 
-    return widgets.interactive(
+    return drawn_interactive(
         redraw,
-        {"manual": False},
         function_name=widgets.Dropdown(options=list(TEST_FUNCTIONS), description="function", style=style),
         optimizer_name=widgets.Dropdown(options=OPTIMIZERS, value="Adam", description="optimiser", style=style),
         lr=widgets.FloatLogSlider(value=0.1, base=10, min=-4, max=0, step=0.1, description="learning rate", style=style),
@@ -202,4 +213,4 @@ def prediction_explorer(model, layer, inputs, images, labels, class_names):
         plt.show()
         return index, shown
 
-    return widgets.interactive(redraw, {"manual": False}, show=show, position=position)
+    return drawn_interactive(redraw, show=show, position=position)

@@ -61,7 +61,7 @@ def test_normalisation(images, capsys):
 @pytest.fixture(scope="module")
 def class_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("by-class")
-    for line in (SAMPLES / "digits-png" / "labels.csv").read_text().splitlines()[1:15]:
+    for line in (SAMPLES / "digits-png" / "labels.csv").read_text(encoding="utf-8").splitlines()[1:15]:
         name, label = line.split(",")
         (root / label).mkdir(exist_ok=True)
         shutil.copy(SAMPLES / "digits-png" / name, root / label / Path(name).name)
@@ -279,7 +279,7 @@ def test_kaiming_conv(capsys):
         ((16, math.sqrt(2 / 16)), "in_channels x kernel"),
         ((288, math.sqrt(2 / 288)), "fan-out"),
         ((144, 2 / 144), "square root"),
-        ((144, math.sqrt(1 / 144)), "2 / fan_in"),
+        ((144, math.sqrt(1 / 144)), "half of its inputs"),
         ((144, torch.tensor(math.sqrt(2 / 144))), "Python float"),
     ]:
         with pytest.raises(AssertionError, match=hint):
@@ -308,7 +308,7 @@ def test_freeze_all_but_last_stage(capsys):
 
     exercises.check_freeze_all_but_last_stage(right)
     assert "correct" in capsys.readouterr().out
-    for wrong, hint in [(head_only, "keep `layer4`"), (forgot_head, "head `fc`"), (counts_all, "counts all"), (lambda m: right(m) - 1, "sum of p.numel")]:
+    for wrong, hint in [(head_only, "keep `layer4`"), (forgot_head, "head `fc`"), (counts_all, "counts all"), (lambda m: right(m) - 1, "numbers, not tensors")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_freeze_all_but_last_stage(wrong)
 
@@ -333,7 +333,7 @@ def test_layerwise_groups(capsys):
 
     exercises.check_layerwise_groups(right)
     assert "correct" in capsys.readouterr().out
-    for wrong, hint in [(no_stem, "in no group"), (twice, "two groups"), (flat, "expected head_lr"), (lambda *a: {"lr": 1}, "list of dicts")]:
+    for wrong, hint in [(no_stem, "in no group"), (twice, "two groups"), (flat, "stages conv1 lies below the head"), (lambda *a: {"lr": 1}, "list of dicts")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_layerwise_groups(wrong)
 
@@ -409,7 +409,8 @@ def test_integrated_gradients(capsys):
 def test_linear_scaling(capsys):
     exercises.check_linear_scaling(512, 0.2)
     assert "correct" in capsys.readouterr().out
-    for (batch, lr), hint in [((128, 0.05), "all 4 GPUs"), ((512, 0.4), "ratio of global batch"), ((512, 0.1), "scaled lr"), ((256, 0.1), "number of GPUs x")]:
+    for (batch, lr), hint in [((128, 0.05), "all 4 GPUs"), ((512, 0.4), "scales by the number of GPUs"), ((512, 0.1), "grow by the same factor"),
+                               ((256, 0.1), "count the images")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_linear_scaling(batch, lr)
 
@@ -461,3 +462,76 @@ def test_a_check_says_not_done_yet_to_a_todo_or_an_unwritten_function(capsys):
     with pytest.raises(AssertionError, match="not yet"):  # a real wrong answer still fails
         exercises.check_kaiming_conv(16, 0.1)
     assert list(inspect.signature(exercises.check_kaiming_conv).parameters) == ["fan_in", "kaiming_std"]
+
+
+# --- Lesson 08 --------------------------------------------------------------------------------
+
+
+def test_causal_mask(capsys):
+    exercises.check_causal_mask(lambda n: torch.ones(n, n, dtype=torch.bool).tril())
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda n: ~torch.ones(n, n, dtype=torch.bool).tril(), "blocked positions"),
+        (lambda n: torch.ones(n, n, dtype=torch.bool).triu(), "after it"),
+        (lambda n: torch.ones(n, n, dtype=torch.bool).tril(diagonal=-1), "see itself"),
+        (lambda n: torch.ones(n, n).tril(), "torch.bool"),
+        (lambda n: torch.ones(n, n + 1, dtype=torch.bool).tril(), "shape"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_causal_mask(wrong)
+
+
+def test_sinusoidal(capsys):
+    from helpers.transformer import sinusoidal_positions
+
+    exercises.check_sinusoidal(sinusoidal_positions)
+    assert "correct" in capsys.readouterr().out
+
+    def pairs(length, d):
+        return sinusoidal_positions(length, d).view(length, d // 2, 2)
+
+    def own_frequency(length, d):
+        angle = torch.arange(length)[:, None] / 10000 ** (torch.arange(d) / d)
+        return torch.where(torch.arange(d) % 2 == 0, angle.sin(), angle.cos())
+
+    def slow_exponent(length, d):
+        angle = torch.arange(length)[:, None] / 10000 ** (torch.arange(d // 2) / d)
+        return torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(length, d)
+
+    def fixed_size(length, d):
+        return sinusoidal_positions(length, 16)[:, :d] if d <= 16 else torch.zeros(length, d)
+
+    for wrong, hint in [
+        (lambda n, d: pairs(n, d).flip(-1).reshape(n, d), "swapped"),
+        (lambda n, d: torch.cat([pairs(n, d)[..., 0], pairs(n, d)[..., 1]], dim=1), "two halves"),
+        (own_frequency, "share one frequency"),
+        (slow_exponent, "fall too slowly"),
+        (lambda n, d: sinusoidal_positions(n, d).T, "shape"),
+        (fixed_size, "d_model = 64"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_sinusoidal(wrong)
+
+
+def test_masked_attention(capsys):
+    import math
+
+    def attend(q, k, v, hide, scale=None, fill=float("-inf")):
+        scores = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale is None else scale)
+        if hide is not None:
+            scores = scores.masked_fill(hide, fill)
+        return scores.softmax(dim=-1) @ v
+
+    exercises.check_masked_attention(lambda q, k, v, pad: attend(q, k, v, pad[:, None, :]))
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda q, k, v, pad: attend(q, k, v, None), "still receive weight"),
+        (lambda q, k, v, pad: attend(q, k, v, ~pad[:, None, :]), "flipped"),
+        (lambda q, k, v, pad: attend(q, k, v, pad[:, None, :], scale=1.0), "scaled wrongly"),
+        (lambda q, k, v, pad: attend(q, k, v, pad[:, None, :], scale=q.shape[-1]), "scaled wrongly"),
+        (lambda q, k, v, pad: attend(q, k, v, pad[:, None, :], fill=0.0), "not ignored"),
+        (lambda q, k, v, pad: attend(q, k, v, pad[:, :, None]), "NaN"),
+        (lambda q, k, v, pad: (attend(q, k, v, pad[:, None, :]), None), "output only"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_masked_attention(wrong)

@@ -33,12 +33,15 @@ def test_the_encoding_check_finds_what_it_should_and_only_that():
         with open(name) as f: pass
         with open(name, "w") as f: pass
         with path.open() as f: pass
+        with path.open("w") as f: pass
         ok = path.read_text(encoding="utf-8")
+        ok = path.open("rb")
+        ok = opener.open(request, timeout=10)
         ok = open(name, "rb")
         ok = open(name, mode="wb")
         ok = Image.open(name)
         ok = gzip.open(name)
         ok = path.read_bytes()
     """)
-    assert check_encoding.unencoded(code) == [2, 3, 4, 5, 6]
+    assert check_encoding.unencoded(code) == [2, 3, 4, 5, 6, 7]
     assert check_encoding.magic_as_pass("    %tensorboard --logdir runs") == "    pass"

@@ -13,9 +13,12 @@ def fake_loader(source):
 
 
 @pytest.fixture(autouse=True)
-def no_pretraining(monkeypatch):
-    """Prefetch also fetches or builds lesson 05's ResNet; test_pretrained.py covers that part."""
-    monkeypatch.setattr(pretrained, "load_pretrained_resnet18", lambda: SimpleNamespace(source="a stand-in"))
+def built(monkeypatch):
+    """Prefetch also fetches or builds the pretrained ResNets of lessons 05 and 06; test_pretrained.py covers how."""
+    calls = []
+    monkeypatch.setattr(pretrained, "load_pretrained_resnet18", lambda: calls.append("imagenet") or SimpleNamespace(source="a stand-in"))
+    monkeypatch.setattr(pretrained, "course_pretrained_resnet18", lambda classes=tuple(range(10)): calls.append(classes) or SimpleNamespace(source="a stand-in"))
+    return calls
 
 
 def test_prefetch_fails_when_only_samples_could_be_had(monkeypatch, data_root, capsys):
@@ -25,11 +28,12 @@ def test_prefetch_fails_when_only_samples_could_be_had(monkeypatch, data_root, c
     assert "Only the embedded sample is available for: MNIST train, MNIST test." in capsys.readouterr().out
 
 
-def test_prefetch_succeeds_when_everything_is_full(monkeypatch, data_root, capsys):
+def test_prefetch_succeeds_when_everything_is_full(monkeypatch, data_root, capsys, built):
     monkeypatch.setattr(data, "load_mnist", fake_loader("the full dataset, downloaded"))
     monkeypatch.setattr(data, "load_fashion_mnist", fake_loader("the full dataset in /x/FashionMNIST"))
     assert prefetch.main() == 0
     assert "runs without a network" in capsys.readouterr().out
+    assert built == ["imagenet", (0, 1, 2, 3, 4), tuple(range(10))], "lesson 05's and lesson 06's networks should both be built"
 
 
 def test_after_prefetch_the_course_runs_with_the_network_off(monkeypatch, data_root, local_mirror, tmp_path, capsys):

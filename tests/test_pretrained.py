@@ -1,6 +1,6 @@
 """Lesson 05's pretrained ResNet-18: the weights API when possible, else the course's own, cached."""
 
-import socket
+import urllib.error
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -34,13 +34,16 @@ def test_imagenet_weights_in_the_cache_need_no_network(empty_torch_cache, monkey
 
 def test_an_unreachable_server_is_named(empty_torch_cache, monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "0")
+    asked = []
 
-    def refuse(address, timeout):
-        assert address == ("download.pytorch.org", 443) and timeout <= 5
-        raise OSError(101, "Network is unreachable")
+    class Refusing:
+        def open(self, request, timeout):
+            asked.append((request.full_url, timeout))
+            raise urllib.error.URLError(OSError(101, "Network is unreachable"))
 
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(pretrained.data, "url_opener", Refusing)
     assert pretrained._why_no_imagenet() == "cannot reach download.pytorch.org: Network is unreachable"
+    assert asked == [(pretrained.IMAGENET.url, pretrained.NETWORK_TIMEOUT_S)]
 
 
 def fake_fashion_mnist(monkeypatch, n_images):

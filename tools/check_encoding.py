@@ -44,6 +44,15 @@ def is_binary_mode(call: ast.Call) -> bool:
     return isinstance(mode, ast.Constant) and "b" in str(mode.value)
 
 
+def path_open_in_text_mode(call: ast.Call) -> bool:
+    """`path.open()`, `path.open("w")`: Path.open's first argument is the mode. Calls whose first
+    argument is something else (PIL's Image.open(file), urllib's opener.open(url)) are not text files."""
+    mode = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "mode"), None)
+    if mode is None:
+        return not call.args
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and "b" not in mode.value
+
+
 def unencoded(code: str) -> list[int]:
     """Line numbers of text-mode open() / read_text() / write_text() calls without encoding=."""
     found = []
@@ -53,9 +62,8 @@ def unencoded(code: str) -> list[int]:
         function = node.func
         if isinstance(function, ast.Attribute) and function.attr in ("read_text", "write_text"):
             found.append(node.lineno)
-        elif isinstance(function, ast.Attribute) and function.attr == "open" and not is_binary_mode(node):
-            if not (isinstance(function.value, ast.Name) and function.value.id in ("Image", "gzip", "tarfile", "zipfile", "os")):
-                found.append(node.lineno)  # Path.open(); PIL's, gzip's (binary by default), os.open are not text
+        elif isinstance(function, ast.Attribute) and function.attr == "open" and path_open_in_text_mode(node):
+            found.append(node.lineno)
         elif isinstance(function, ast.Name) and function.id == "open" and not is_binary_mode(node):
             found.append(node.lineno)
     return found
