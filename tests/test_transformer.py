@@ -1,0 +1,102 @@
+"""helpers.transformer: every part equal to PyTorch's own, in float32 and float64."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from helpers import transformer
+
+TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-12}
+
+
+def padding(lengths, length):
+    """(batch, length), True at padding."""
+    return torch.arange(length)[None, :] >= torch.tensor(lengths)[:, None]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "padding"])
+def test_attention_equals_scaled_dot_product_attention(dtype, mask_kind):
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 6, 8, generator=generator, dtype=dtype) for _ in range(3))
+    mask = {"none": None, "causal": transformer.causal_mask(6), "padding": ~padding([6, 4, 1], 6)[:, None, None, :]}[mask_kind]
+    ours, weights = transformer.attention(q, k, v, mask)
+    assert (ours - F.scaled_dot_product_attention(q, k, v, attn_mask=mask)).abs().max() <= TOLERANCE[dtype]
+    assert torch.allclose(weights.sum(-1), torch.ones((), dtype=dtype))
+    if mask is not None:  # a masked key gets exactly zero weight, not a small one
+        assert (weights.masked_select(~mask.expand_as(weights)) == 0).all()
+
+
+def test_attention_scales_by_the_square_root_of_the_key_size():
+    generator = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 5, 16, generator=generator, dtype=torch.float64) for _ in range(3))
+    expected = torch.softmax(q @ k.transpose(-2, -1) / 4.0, dim=-1) @ v  # √16 = 4
+    assert (transformer.attention(q, k, v)[0] - expected).abs().max() <= 1e-12
+
+
+def test_attention_passes_gradcheck_with_a_mask():
+    generator = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 5, 4, generator=generator, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    assert torch.autograd.gradcheck(lambda q, k, v: transformer.attention(q, k, v, transformer.causal_mask(5))[0], (q, k, v))
+
+
+def test_causal_mask_lets_each_position_see_itself_and_the_past():
+    mask = transformer.causal_mask(4)
+    assert mask.tolist() == [[True, False, False, False], [True, True, False, False], [True, True, True, False], [True, True, True, True]]
+
+
+def test_sinusoidal_positions_follow_the_formula():
+    encoding = transformer.sinusoidal_positions(50, 16)
+    for p in (0, 7, 49):
+        for i in range(8):
+            angle = p / 10000 ** (2 * i / 16)
+            assert abs(encoding[p, 2 * i].item() - math.sin(angle)) < 1e-6
+            assert abs(encoding[p, 2 * i + 1].item() - math.cos(angle)) < 1e-6
+    with pytest.raises(ValueError, match="even"):
+        transformer.sinusoidal_positions(5, 7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_multi_head_attention_equals_torch_with_copied_weights_and_a_padding_mask(dtype):
+    torch.manual_seed(0)
+    reference = nn.MultiheadAttention(16, 4, batch_first=True, dtype=dtype).eval()
+    ours = transformer.MultiHeadAttention(16, 4).to(dtype).copy_from(reference)
+    x = torch.randn(3, 7, 16, dtype=dtype)
+    pad = padding([7, 5, 2], 7)
+    expected, expected_weights = reference(x, x, x, key_padding_mask=pad, average_attn_weights=False)
+    out, weights = ours(x, key_padding_mask=pad)
+    assert (out - expected).abs().max() <= TOLERANCE[dtype]
+    assert (weights - expected_weights).abs().max() <= TOLERANCE[dtype]
+    # without the mask the padded rows differ: the mask is really used
+    assert (ours(x)[0] - expected)[1:].abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_encoder_block_equals_transformer_encoder_layer(dtype, norm_first):
+    torch.manual_seed(0)
+    reference = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=norm_first, dtype=dtype).eval()
+    ours = transformer.EncoderBlock(16, 4, 32, norm_first=norm_first).to(dtype).copy_from(reference).eval()
+    x = torch.randn(3, 7, 16, dtype=dtype)
+    pad = padding([7, 5, 2], 7)
+    assert (ours(x, pad) - reference(x, src_key_padding_mask=pad)).abs().max() <= TOLERANCE[dtype]
+    with torch.no_grad():  # PyTorch's fast path (a fused kernel) runs here
+        assert (ours(x, pad) - reference(x, src_key_padding_mask=pad)).abs().max() <= TOLERANCE[dtype]
+    wrong_form = transformer.EncoderBlock(16, 4, 32, norm_first=not norm_first).to(dtype).copy_from(reference).eval()
+    assert (wrong_form(x, pad) - reference(x, src_key_padding_mask=pad)).abs().max() > 1e-2
+
+
+def test_classifier_ignores_padding_and_reads_the_first_token():
+    torch.manual_seed(0)
+    model = transformer.TransformerClassifier(50, d_model=16, heads=2, d_ff=32, layers=2, max_length=20).eval()
+    ids = torch.randint(3, 50, (1, 6))
+    alone = model(ids, torch.ones(1, 6, dtype=torch.bool))
+    padded_ids = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)
+    padded_mask = torch.cat([torch.ones(1, 6, dtype=torch.bool), torch.zeros(1, 4, dtype=torch.bool)], dim=1)
+    assert (model(padded_ids, padded_mask) - alone).abs().max() < 1e-5, "padding must not change the prediction"
+    assert (model(padded_ids, torch.ones(1, 10, dtype=torch.bool)) - alone).abs().max() > 1e-4, "a missing mask does"
+    with pytest.raises(ValueError, match="max_length"):
+        model(torch.zeros(1, 21, dtype=torch.long), torch.ones(1, 21, dtype=torch.bool))
