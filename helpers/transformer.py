@@ -6,6 +6,8 @@
   copied its weights; `key_padding_mask` is True at padding, as PyTorch has it.
 - `EncoderBlock`: equal to `nn.TransformerEncoderLayer(batch_first=True, activation="relu")` in
   both its forms, post-norm (`norm_first=False`) and pre-norm (`norm_first=True`).
+  With `norm_first=False, activation="gelu", eps=1e-12` it is the layer inside BERT, equal to
+  `transformers`' BertLayer once `copy_from_bert` has copied its weights (lesson 09).
 - `TransformerClassifier`: embeddings, positions, blocks, and a linear head on the first ([CLS]) token.
 
 Masks: `attention`'s `mask` is True where a query MAY look at a key (as in
@@ -86,6 +88,11 @@ class MultiHeadAttention(nn.Module):
         return self
 
 
+# The feed-forward network's non-linearity: ReLU (the 2017 paper, PyTorch's default) or GELU
+# (BERT, exact form with erf, as F.gelu computes it by default).
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
 class EncoderBlock(nn.Module):
     """Attention and a feed-forward network, each with a residual connection and a LayerNorm.
 
@@ -93,12 +100,16 @@ class EncoderBlock(nn.Module):
     pre-norm (most models since): x = x + attn(norm1(x)); x = x + ff(norm2(x))
     """
 
-    def __init__(self, d_model: int, heads: int, d_ff: int, norm_first: bool = True, dropout: float = 0.0):
+    def __init__(self, d_model: int, heads: int, d_ff: int, norm_first: bool = True, dropout: float = 0.0,
+                 activation: str = "relu", eps: float = 1e-5):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, not {activation!r}")
         self.norm_first = norm_first
+        self.activation = activation
         self.attention = MultiHeadAttention(d_model, heads)
         self.linear1, self.linear2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
-        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.norm1, self.norm2 = nn.LayerNorm(d_model, eps=eps), nn.LayerNorm(d_model, eps=eps)
         self.dropout = nn.Dropout(dropout)
         self.weights = None  # the attention weights of the last forward pass
 
@@ -107,7 +118,7 @@ class EncoderBlock(nn.Module):
         return self.dropout(out)
 
     def _feed_forward(self, x):
-        return self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x)))))
+        return self.dropout(self.linear2(self.dropout(ACTIVATIONS[self.activation](self.linear1(x)))))
 
     def forward(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.norm_first:
@@ -122,6 +133,26 @@ class EncoderBlock(nn.Module):
         self.attention.copy_from(layer.self_attn)
         for name in ("linear1", "linear2", "norm1", "norm2"):
             getattr(self, name).load_state_dict(getattr(layer, name).state_dict())
+        return self
+
+    @torch.no_grad()
+    def copy_from_bert(self, layer: nn.Module) -> EncoderBlock:
+        """Take the weights of a `transformers` BertLayer (post-norm, GELU, LayerNorm eps 1e-12).
+
+        BERT names the same parts differently: attention.self.query/key/value are our q/k/v,
+        attention.output.dense our output projection and attention.output.LayerNorm our norm1,
+        intermediate.dense and output.dense our linear1 and linear2, output.LayerNorm our norm2.
+        """
+        pairs = {
+            self.attention.q: layer.attention.self.query, self.attention.k: layer.attention.self.key,
+            self.attention.v: layer.attention.self.value, self.attention.out: layer.attention.output.dense,
+            self.norm1: layer.attention.output.LayerNorm, self.linear1: layer.intermediate.dense,
+            self.linear2: layer.output.dense, self.norm2: layer.output.LayerNorm,
+        }
+        for mine, theirs in pairs.items():
+            if mine.weight.shape != theirs.weight.shape:
+                raise ValueError(f"shape mismatch copying {theirs}: ours is {tuple(mine.weight.shape)}")
+            mine.load_state_dict(theirs.state_dict())
         return self
 
 

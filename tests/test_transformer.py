@@ -100,3 +100,70 @@ def test_classifier_ignores_padding_and_reads_the_first_token():
     assert (model(padded_ids, torch.ones(1, 10, dtype=torch.bool)) - alone).abs().max() > 1e-4, "a missing mask does"
     with pytest.raises(ValueError, match="max_length"):
         model(torch.zeros(1, 21, dtype=torch.long), torch.ones(1, 21, dtype=torch.bool))
+
+
+def test_encoder_block_with_gelu_and_eps_equals_transformer_encoder_layer():
+    torch.manual_seed(0)
+    reference = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation="gelu", layer_norm_eps=1e-12, batch_first=True).eval()
+    ours = transformer.EncoderBlock(16, 4, 32, norm_first=False, activation="gelu", eps=1e-12).copy_from(reference).eval()
+    x, pad = torch.randn(3, 7, 16), padding([7, 5, 2], 7)
+    assert (ours(x, pad) - reference(x, src_key_padding_mask=pad)).abs().max() <= 1e-6
+    relu = transformer.EncoderBlock(16, 4, 32, norm_first=False, eps=1e-12).copy_from(reference).eval()
+    assert (relu(x, pad) - reference(x, src_key_padding_mask=pad)).abs().max() > 1e-3, "ReLU in place of GELU must show"
+    with pytest.raises(ValueError, match="activation"):
+        transformer.EncoderBlock(16, 4, 32, activation="tanh")
+
+
+def _bert(layers=2, seed=0):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=layers, num_attention_heads=4,
+                                     intermediate_size=32, max_position_embeddings=20)
+    return transformers.BertModel(config).eval()
+
+
+def bert_block(layer, **changes):
+    """Our block set up as BERT's layer (post-norm, GELU, eps 1e-12), with `changes` to break it."""
+    settings = {"norm_first": False, "activation": "gelu", "eps": 1e-12, **changes}
+    return transformer.EncoderBlock(16, 4, 32, **settings).copy_from_bert(layer).eval()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_encoder_block_equals_bert_layer_with_a_padding_mask(dtype):
+    bert = _bert().to(dtype)
+    layer = bert.encoder.layer[0]
+    x, pad = torch.randn(3, 7, 16, dtype=dtype), padding([7, 4, 2], 7)
+    additive = pad[:, None, None, :].to(dtype) * torch.finfo(dtype).min  # BERT's extended mask
+    expected = layer(x, attention_mask=additive)
+    expected = expected[0] if isinstance(expected, tuple) else expected
+    real = ~pad
+
+    def gap(block, mask=pad):
+        return (block.to(dtype)(x, mask) - expected)[real].abs().max().item()
+
+    assert gap(bert_block(layer)) <= {torch.float32: 1e-5, torch.float64: 1e-12}[dtype]
+    assert gap(bert_block(layer, norm_first=True)) > 1e-2, "pre-norm is not BERT's layer"
+    assert gap(bert_block(layer, activation="relu")) > 1e-3, "ReLU is not BERT's GELU"
+    assert gap(bert_block(layer), mask=None) > 1e-3, "a missing padding mask lets real tokens see padding"
+    if dtype == torch.float64:
+        assert gap(bert_block(layer, eps=1e-5)) > 1e-7, "LayerNorm eps 1e-5 is not BERT's 1e-12"
+
+
+def test_blocks_with_bert_embeddings_equal_the_whole_bert_model():
+    bert = _bert(layers=3)
+    ids = torch.randint(3, 60, (3, 9))
+    real = ~padding([9, 6, 3], 9)
+    ids[~real] = 0
+    embeddings = bert.embeddings
+    x = embeddings.LayerNorm(embeddings.word_embeddings(ids) + embeddings.position_embeddings.weight[:9]
+                             + embeddings.token_type_embeddings.weight[0])
+    for layer in bert.encoder.layer:
+        x = bert_block(layer)(x, ~real)
+    expected = bert(input_ids=ids, attention_mask=real.long()).last_hidden_state
+    assert (x - expected)[real].abs().max() <= 1e-5
+
+
+def test_copy_from_bert_rejects_a_block_of_another_size():
+    bert = _bert()
+    with pytest.raises(ValueError, match="shape"):
+        transformer.EncoderBlock(16, 4, 64).copy_from_bert(bert.encoder.layer[0])
