@@ -1,8 +1,10 @@
 """Fetch everything the course downloads, ahead of a class: `python -m helpers.prefetch`.
 
 Run it once while a network is there (`make prefetch`); afterwards the lessons find the full
-datasets in the data root, and lesson 05 its pretrained ResNet-18 (ImageNet's in the torch cache,
-or, where those cannot be had, the course's own, pretrained here once), and run without a network.
+datasets in the data root, lesson 05 its pretrained ResNet-18 (ImageNet's in the torch cache,
+or, where those cannot be had, the course's own, pretrained here once), and lesson 09 its BERT
+(Google's BERT-Tiny in the Hugging Face cache, and the course's own, pretrained here once), and run
+without a network.
 Exits with status 1 when a dataset could only be had as the embedded sample, so a teacher knows
 before the class, not during it.
 """
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from types import SimpleNamespace
 
-from helpers import config, data, pretrained
+from helpers import config, data, lm, pretrained
 
 
 def main() -> int:
@@ -27,6 +30,9 @@ def main() -> int:
         "lesson 05's ResNet-18 (ImageNet's, if it can be had)": lambda: pretrained.load_pretrained_resnet18(),
         "lesson 05's ResNet-18 (Fashion-MNIST classes 0-4)": lambda: pretrained.course_pretrained_resnet18(classes=(0, 1, 2, 3, 4)),
         "lesson 06's ResNet-18 (Fashion-MNIST, all classes)": lambda: pretrained.course_pretrained_resnet18(),
+        # lesson 09: the course's own BERT (pretrained on WordNet, for this mode's budget) and, if reachable, the Hub's
+        "lesson 09's own BERT": lambda: SimpleNamespace(source=str(lm.course_language_model())),
+        "lesson 09's BERT (the Hub's, if it can be had)": lambda: lm.load_language_model(),
     }
     for name, build in networks.items():
         try:

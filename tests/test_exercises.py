@@ -535,3 +535,56 @@ def test_masked_attention(capsys):
     ]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_masked_attention(wrong)
+
+
+def test_warmup_then_linear(capsys):
+    def right(step, warmup, total):
+        return step / warmup if step < warmup else max(0.0, (total - step) / max(1, total - warmup))
+
+    exercises.check_warmup_then_linear(right)
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda s, w, t: (s + 1) / w if s < w else max(0.0, (t - s) / max(1, t - w)), "starts from 0"),
+        (lambda s, w, t: s / w if s < w else (t - s) / max(1, t - w) - 0.01, "at step"),
+        (lambda s, w, t: min(1.0, s / w) if w else 1.0, "decay"),
+        (lambda s, w, t: torch.tensor(right(s, w, t)), "return a number"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_warmup_then_linear(wrong)
+
+
+def test_apply_80_10_10(capsys):
+    def right(ids, chosen, draws, random_ids, mask_id):
+        out = ids.clone()
+        out[chosen & (draws < 0.8)] = mask_id
+        swap = chosen & (draws >= 0.8) & (draws < 0.9)
+        out[swap] = random_ids[swap]
+        return out
+
+    exercises.check_apply_80_10_10(right)
+    assert "correct" in capsys.readouterr().out
+
+    def in_place(ids, chosen, draws, random_ids, mask_id):
+        ids[chosen & (draws < 0.8)] = mask_id
+        return ids
+
+    for wrong, hint in [
+        (in_place, "in place"),
+        (lambda i, c, d, r, m: torch.where(d < 0.8, m, i), "not chosen"),
+        (lambda i, c, d, r, m: torch.where(c & (d < 0.8), m, i), "0.8 up to 0.9"),
+        (lambda i, c, d, r, m: torch.where(c & (d <= 0.8), m, torch.where(c & (d > 0.8) & (d <= 0.9), r, i)), "position"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_apply_80_10_10(wrong)
+
+
+def test_adamw_state_bytes(capsys):
+    exercises.check_adamw_state_bytes(lambda m: sum(2 * p.numel() * p.element_size() + 4 for p in m.parameters() if p.requires_grad))
+    assert "correct" in capsys.readouterr().out
+    for wrong, hint in [
+        (lambda m: sum(2 * p.numel() * p.element_size() + 4 for p in m.parameters()), "frozen"),
+        (lambda m: sum(2 * p.numel() * p.element_size() for p in m.parameters() if p.requires_grad), "step"),
+        (lambda m: sum(2 * p.numel() * 4 + 4 for p in m.parameters() if p.requires_grad), "float64 network"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_adamw_state_bytes(wrong)

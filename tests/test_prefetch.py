@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 from torchvision import datasets
 
-from helpers import data, prefetch, pretrained
+from helpers import data, lm, prefetch, pretrained
 
 
 def fake_loader(source):
@@ -18,6 +18,9 @@ def built(monkeypatch):
     calls = []
     monkeypatch.setattr(pretrained, "load_pretrained_resnet18", lambda: calls.append("imagenet") or SimpleNamespace(source="a stand-in"))
     monkeypatch.setattr(pretrained, "course_pretrained_resnet18", lambda classes=tuple(range(10)): calls.append(classes) or SimpleNamespace(source="a stand-in"))
+    # lesson 09's BERT: tests/test_lm.py covers how it is pretrained, cached and loaded
+    monkeypatch.setattr(lm, "course_language_model", lambda budget=None, progress=True: calls.append("course bert") or "a stand-in")
+    monkeypatch.setattr(lm, "load_language_model", lambda *a, **k: calls.append("hub bert") or SimpleNamespace(source="a stand-in"))
     return calls
 
 
@@ -33,7 +36,7 @@ def test_prefetch_succeeds_when_everything_is_full(monkeypatch, data_root, capsy
     monkeypatch.setattr(data, "load_fashion_mnist", fake_loader("the full dataset in /x/FashionMNIST"))
     assert prefetch.main() == 0
     assert "runs without a network" in capsys.readouterr().out
-    assert built == ["imagenet", (0, 1, 2, 3, 4), tuple(range(10))], "lesson 05's and lesson 06's networks should both be built"
+    assert built == ["imagenet", (0, 1, 2, 3, 4), tuple(range(10)), "course bert", "hub bert"], "lessons 05, 06 and 09's networks should all be built"
 
 
 def test_after_prefetch_the_course_runs_with_the_network_off(monkeypatch, data_root, local_mirror, tmp_path, capsys):
