@@ -11,11 +11,13 @@ labelled as ImageNet-pretrained. `make prefetch` runs this ahead of a class.
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+from filelock import FileLock, Timeout
 from torch import nn
 from torch.nn import functional as F
 from torchvision.models import ResNet18_Weights, resnet18
@@ -113,20 +115,41 @@ def course_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] =
     subset = "" if classes == tuple(range(10)) else "-classes" + "".join(map(str, classes))
     path = config.checkpoint_root() / f"resnet18-fashion-mnist{subset}-{n_images}x{epochs}.pt"
     model = resnet18(weights=None, num_classes=len(classes))
-    if path.is_file():
+    meta = None
+    if not path.is_file():  # save_checkpoint renames a whole file into place: one that exists is complete
+        train.check_writable(path)  # a read-only checkpoint root fails now, not after minutes of pretraining
+        # Two processes at once (two notebooks, or the tests on several workers) must not both pretrain: the
+        # first takes the lock and pretrains, the others wait for it and then load its checkpoint.
+        with _exclusive(path.with_name(path.name + ".lock")):
+            if not path.is_file():
+                meta = _pretrain_on_fashion_mnist(model, n_images, epochs, progress, classes, train_set)
+                train.save_checkpoint(path, model, **meta)
+                print(f"Saved the pretrained ResNet-18 to {path}; later runs load it from there.")
+    if meta is None:  # cached, or pretrained by the process this one waited for
         meta = train.load_checkpoint(path, model)
         print(f"Pretrained weights: the course's ResNet-18 from {path}")
-    else:
-        train.check_writable(path)  # a read-only checkpoint root fails now, not after minutes of pretraining
-        meta = _pretrain_on_fashion_mnist(model, n_images, epochs, progress, classes, train_set)
-        train.save_checkpoint(path, model, **meta)
-        print(f"Saved the pretrained ResNet-18 to {path}; later runs load it from there.")
     which = "Fashion-MNIST" if not subset else f"Fashion-MNIST's {', '.join(FASHION_CLASSES[c] for c in classes)}"
     source = (
         f"the course's own ResNet-18, pretrained on {meta['images']:,} images of {which} for {meta['epochs']} "
         f"epoch(s), {meta['fashion_test_accuracy']:.1%} test accuracy on those classes (not ImageNet)"
     )
     return Pretrained(model, source, False, meta["mean"], meta["std"], classes)
+
+
+@contextmanager
+def _exclusive(lock_path: Path):
+    """Hold a file lock on `lock_path`, saying so when another process holds it and this one waits."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)  # older filelock releases do not create it
+    lock = FileLock(lock_path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"Another process is pretraining this ResNet-18 ({lock_path} is locked); waiting for it, then loading its checkpoint.")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _pretrain_on_fashion_mnist(

@@ -1,5 +1,8 @@
 """Lesson 05's pretrained ResNet-18: the weights API when possible, else the course's own, cached."""
 
+import os
+import subprocess
+import sys
 import urllib.error
 from pathlib import Path
 from types import SimpleNamespace
@@ -92,7 +95,8 @@ def test_the_checkpoint_is_named_after_the_images_actually_used(data_root, monke
         pretrained.course_pretrained_resnet18(progress=False)
         assert (data_root / "checkpoints" / f"resnet18-fashion-mnist-4000x{epochs}.pt").is_file()
     assert calls == [4_000, 4_000]
-    assert sorted(path.name for path in (data_root / "checkpoints").iterdir()) == ["resnet18-fashion-mnist-4000x1.pt", "resnet18-fashion-mnist-4000x2.pt"]
+    checkpoints = sorted(path.name for path in (data_root / "checkpoints").iterdir() if path.suffix != ".lock")  # the lock files stay
+    assert checkpoints == ["resnet18-fashion-mnist-4000x1.pt", "resnet18-fashion-mnist-4000x2.pt"]
 
 
 def test_a_subset_of_classes_gets_its_own_head_checkpoint_and_name(data_root, monkeypatch):
@@ -167,3 +171,46 @@ def test_a_failed_imagenet_download_falls_back_and_says_why(empty_torch_cache, m
     monkeypatch.setattr(pretrained, "course_pretrained_resnet18", lambda progress, classes: "the course's own")
     assert pretrained.load_pretrained_resnet18(progress=False) == "the course's own"
     assert "No ImageNet weights (the download failed: connection reset by peer)" in capsys.readouterr().out
+
+
+PRETRAIN_IN_A_PROCESS = """
+import sys, time
+from pathlib import Path
+from types import SimpleNamespace
+import torch
+from helpers import pretrained
+log, ready = Path(sys.argv[1]), Path(sys.argv[2])
+
+def slow_pretraining(model, n_images, epochs, progress, classes, train_set):
+    with log.open("a", encoding="utf-8") as f:
+        f.write("pretrained\\n")
+    time.sleep(3)  # long enough for the other process to find the lock taken
+    with torch.no_grad():
+        model.fc.bias.fill_(0.25)
+    return {"images": n_images, "epochs": epochs, "fashion_test_accuracy": 0.5, "mean": 0.3, "std": 0.4}
+
+fake = SimpleNamespace(data=torch.zeros(100, 28, 28, dtype=torch.uint8), targets=torch.arange(100) % 10)
+pretrained.data.load_fashion_mnist = lambda train=True: fake
+pretrained._pretrain_on_fashion_mnist = slow_pretraining
+with ready.open("a", encoding="utf-8") as f:  # a barrier: both processes imported torch and now start together
+    f.write("ready\\n")
+deadline = time.monotonic() + 120
+while len(ready.read_text(encoding="utf-8").splitlines()) < 2 and time.monotonic() < deadline:
+    time.sleep(0.05)
+result = pretrained.course_pretrained_resnet18(progress=False)
+assert torch.equal(result.model.fc.bias, torch.full((10,), 0.25)), "loaded another network than the one pretrained"
+"""
+
+
+def test_two_processes_at_once_pretrain_once_and_both_get_the_network(data_root, tmp_path):
+    """The cache is locked: without the lock both processes pretrain (the log would hold two lines)."""
+    log = tmp_path / "pretrainings.txt"
+    env = {**os.environ, "COURSE_FAST": "1", "COURSE_CHECKPOINT_ROOT": str(data_root / "checkpoints")}
+    runs = [subprocess.Popen([sys.executable, "-c", PRETRAIN_IN_A_PROCESS, str(log), str(tmp_path / "ready.txt")], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, encoding="utf-8") for _ in range(2)]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert log.read_text(encoding="utf-8").splitlines() == ["pretrained"], outputs
+    together = "".join(outputs)
+    assert together.count("Saved the pretrained ResNet-18") == 1 and together.count("from " + str(data_root / "checkpoints")) == 1
+    assert "Another process is pretraining this ResNet-18" in together, "the waiting process should say why it waits"
