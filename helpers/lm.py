@@ -213,6 +213,9 @@ def course_language_model(budget: Budget | None = None, progress: bool = True) -
             model.save_pretrained(temporary)
             tokenizer.save_pretrained(temporary)
             (temporary / "training.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o777 & ~umask)  # mkdtemp makes it private (0700); the model folder is an ordinary one
             if path.exists():  # a folder without training.json: an older, interrupted copy
                 shutil.rmtree(path)
             os.replace(temporary, path)

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,6 +103,9 @@ def test_pretraining_is_cached_and_round_trips(checkpoints):
     record = lm.training_record(path)
     assert record["budget"]["steps"] == 3 and len(record["losses"]) == 3
     assert not list(checkpoints.glob(".*")), "a temporary folder was left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o777 & ~umask, "the model folder kept mkdtemp's private 0700 mode"
     tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModelForMaskedLM.from_pretrained(path).eval()
     ids, mask = lm.pad(lm.encode(tokenizer, ["a small dog"]))
     assert model(input_ids=ids, attention_mask=mask).logits.shape == (1, ids.shape[1], len(tokenizer))

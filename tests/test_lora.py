@@ -84,12 +84,16 @@ def test_a_is_initialised_like_nn_linear_and_b_at_zero():
     assert layer.scaling == 2.0
 
 
-def test_equals_peft_given_the_same_a_and_b_and_a_wrong_scaling_does_not():
+def adapted_with_random_b_and_peft_twin():
+    """(base, our adapted model with non-zero B, the names adapted, peft's model with the same A and B, a batch)."""
     base = tiny_bert()
-    model, _ = adapted(base)
+    model, names = adapted(base)
     with_random_b(model)
-    twin = peft_twin(base, model)
-    inputs = batch()
+    return base, model, names, peft_twin(base, model), batch()
+
+
+def test_equals_peft_given_the_same_a_and_b_and_a_wrong_scaling_does_not():
+    _, model, _, twin, inputs = adapted_with_random_b_and_peft_twin()
     assert (last_hidden(model, inputs) - last_hidden(twin, inputs)).abs().max() <= 1e-6
     with torch.no_grad():
         assert (model(**inputs).logits - twin(**inputs).logits).abs().max() <= 1e-6
@@ -100,11 +104,7 @@ def test_equals_peft_given_the_same_a_and_b_and_a_wrong_scaling_does_not():
 
 
 def test_merged_weights_equal_the_unmerged_model_and_peft_merge_and_unload():
-    base = tiny_bert()
-    model, names = adapted(base)
-    with_random_b(model)
-    twin = peft_twin(base, model)
-    inputs = batch()
+    base, model, names, twin, inputs = adapted_with_random_b_and_peft_twin()
     before = last_hidden(model, inputs)
     lora.merge_lora(model)
     assert not any(isinstance(m, lora.LoRALinear) for m in model.modules())
