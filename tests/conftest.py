@@ -82,36 +82,31 @@ def local_mirror(tmp_path, monkeypatch):
 # --- Running the suite on several workers (pytest-xdist: `-n 2 --dist loadfile` in pyproject.toml) --------------------
 # A group of tests runs on one worker, in collection order; the groups are scheduled here (pytest_xdist_make_scheduler):
 # - a notebook's cells: nbval runs them one after another in one kernel (loadfile alone already keeps them together,
-#   so a run of one notebook, which does not load this file, is safe too);
-# - a lesson's student copy joins its lesson's group, so that the two run one after the other, never at once:
-#   lessons 02 and 05 save and reload checkpoints under fixed names in the checkpoint root, and two runs of
-#   one lesson at the same time would read each other's files;
+#   so a run of one notebook, which does not load this file, is safe too). The student copy of a lesson runs
+#   inside its lesson's run (conftest.py at the top of the repository), so it needs no group of its own;
 # - any other test module is one group, so that a module-scoped fixture (test_colab's fake Colab, for one)
 #   is built once, not once per worker.
 # (xdist's own `--dist loadgroup` cannot do this here: with pytest 9 it no longer sees the groups and splits notebooks.)
 # The longest groups start first, so that the workers finish together. The figures are the seconds each took
-# on the 2-core CI machine (a lesson: its fast mode, lesson plus student copy); a lesson not listed is new,
+# on the 2-core CI machine (a lesson: its fast mode, one torch thread); a lesson not listed is new,
 # is assumed long and goes first; a module not listed is assumed quick.
 LESSON_SECONDS = {"09": 150, "05": 138, "07": 78, "02": 65, "06": 63, "04": 38, "08": 26, "01": 15, "03": 12, "00": 10}
 MODULE_SECONDS = {"tests/test_prefetch.py": 175, "tests/test_browser.py": 100, "tests/test_colab.py": 80, "tests/test_pretrained.py": 60,
                   "tests/test_lm.py": 45, "tests/test_ddp.py": 30}
-STUDENT_RUN = "tests/test_student.py::test_student_copy_runs_to_the_end_and_says_not_done["
 
 
 def group_of(nodeid: str) -> str:
-    """'lesson05' for a cell of notebooks/05_*.ipynb and for the run of its student copy; else the test's module."""
+    """'lesson05' for a cell of notebooks/05_*.ipynb; else the test's module."""
     module = nodeid.split("::")[0]
     if re.fullmatch(r"notebooks/\d\d_\w+\.ipynb", module):
         return "lesson" + module[len("notebooks/") :][:2]
-    if nodeid.startswith(STUDENT_RUN) and nodeid[len(STUDENT_RUN) : len(STUDENT_RUN) + 2].isdigit():
-        return "lesson" + nodeid[len(STUDENT_RUN) : len(STUDENT_RUN) + 2]
     return module
 
 
 def expected_seconds(nodeid: str) -> float:
     group = group_of(nodeid)
     if group.startswith("lesson"):
-        return 2 * LESSON_SECONDS.get(group.removeprefix("lesson"), 1e6)
+        return LESSON_SECONDS.get(group.removeprefix("lesson"), 1e6)
     return MODULE_SECONDS.get(group, 0)
 
 

@@ -2,11 +2,12 @@
 
 import importlib.util
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -92,16 +93,52 @@ def test_a_lesson_without_exercises_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
-def test_student_copy_runs_to_the_end_and_says_not_done(lesson, monkeypatch):
-    """Executes the student copy in fast mode: no cell fails, and every exercise reports 'not done yet'."""
-    monkeypatch.setenv("COURSE_FAST", "1")
-    student = make_student.student_notebook(lesson)
-    NotebookClient(student, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "student")}}).execute()
-    exercise_outputs = [
-        "".join(output.get("text", "") for output in cell.outputs)
-        for cell in student.cells
-        if cell.cell_type == "code" and "# TODO (Exercise" in cell.source
-    ]
-    assert len(exercise_outputs) >= 2
-    for output in exercise_outputs:
-        assert "not done yet" in output, output
+def test_student_copy_is_the_lesson_up_to_its_exercises(lesson):
+    """What lets the lesson's nbval run stand for a run of its student copy (see conftest.py at the top).
+
+    The exercises come last, and every code cell before the first one is the lesson's, verbatim: so when
+    nbval reaches the first exercise, the kernel holds what a learner's kernel holds there.
+    """
+    original = nbformat.read(lesson, as_version=4).cells
+    student = make_student.student_notebook(lesson).cells
+    assert len(student) == len(original)
+    exercises = [i for i, cell in enumerate(original) if cell.cell_type == "code" and make_student.BEGIN in cell.source]
+    later = [i for i, cell in enumerate(original) if cell.cell_type == "code" and i > exercises[0] and i not in exercises]
+    assert not later, f"{lesson.name}: code cells {later} come after the first exercise; put the exercises last"
+    for i in range(exercises[0]):
+        if original[i].cell_type == "code":
+            assert student[i].source == original[i].source, f"{lesson.name}, cell {i}: the student copy's code differs"
+    assert all("# TODO (Exercise" in student[i].source for i in exercises)
+
+
+def run_lesson(path):
+    """pytest with nbval and this repository's settings on one notebook, in a child process, as `make test` runs it."""
+    return subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "-p", "conftest", "-n", "0", "-q", str(path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_the_lesson_run_executes_the_student_exercises_before_the_answers(tmp_path):
+    """conftest.py's hook, on a lesson in notebooks/: a stub that fails, or that prints nothing, fails the run."""
+    (tmp_path / "notebooks").mkdir()
+    lesson = tmp_path / "notebooks" / "99_student_hook_probe.ipynb"
+    def notebook(check_body):
+        cells = [
+            nbformat.v4.new_markdown_cell("# 99 · Probe\n(badge: /blob/main/notebooks/99_student_hook_probe.ipynb)"),
+            nbformat.v4.new_code_cell("seen = []\ndef check_double(f):\n" + check_body),
+            nbformat.v4.new_code_cell("### BEGIN SOLUTION\ndef double(x):\n    return 2 * x\n### END SOLUTION\ncheck_double(double)"),
+        ]
+        return nbformat.v4.new_notebook(cells=cells)
+
+    # the answer's check insists that the stub ran before it, in the same kernel
+    good = ("    try:\n        assert f(2) == 4\n        assert seen == ['stub'], seen\n        seen.append('answer')\n"
+            "    except NotImplementedError:\n        seen.append('stub')\n        print('not done yet')\n")
+    silent = good.replace("print('not done yet')", "pass")
+    nbformat.write(notebook(good), lesson)
+    result = run_lesson(lesson)
+    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout[-3000:]
+    nbformat.write(notebook(silent), lesson)
+    result = run_lesson(lesson)
+    assert result.returncode != 0 and "did not say 'not done yet'" in result.stdout, result.stdout[-3000:]
+    nbformat.write(notebook(good.replace("seen.append('stub')", "seen.append(undefined_name)")), lesson)
+    result = run_lesson(lesson)
+    assert result.returncode != 0 and "exercise cell 1 of 1 raised" in result.stdout and "undefined_name" in result.stdout, result.stdout[-3000:]
