@@ -1,19 +1,22 @@
 """How fast can a CPU train a network to 99 % test accuracy on full MNIST? A speed recipe and its ablation.
 
-The recipe trains a small batch-normalised CNN on the whole of MNIST held in memory as one tensor,
-with a triangular (one-cycle) learning-rate schedule planned for about one epoch. The race stops
+The recipe (`RECIPE` below, every ingredient an argument) trains a small batch-normalised CNN whose
+first convolution has stride 2, in channels-last memory, on the whole of MNIST held in memory as one
+normalised tensor, with Nesterov SGD, label smoothing 0.1 and a triangular (one-cycle) learning-rate
+schedule planned for 1.5 epochs; it usually reaches 99 % within the first epoch. The race stops
 the clock while it measures the test accuracy (every quarter epoch, then every eighth once past
 half an epoch) and records the training time at which the accuracy first reaches the target.
 
 Then the ablation: the recipe again with ONE ingredient removed or changed at a time, each over
-several seeds (the median time to the target, and how many seeds reached it). Last, the floor: the
+several seeds (the median time to the target, and how many seeds reached it); a variant is stopped
+once its training time passes `--cap` times the recipe's median, so slow rows cost little. Last, the floor: the
 recipe's multiply-adds per epoch divided by the rate this machine achieves on the same convolutions
-and on a large matrix product, against the measured seconds per epoch.
+and on a 512x512 matrix product, against the measured seconds per epoch.
 
     COURSE_DATA_ROOT=build/full-data python -m benchmarks.bench_speedrun [--threads 2] [--seeds 3]
-        [--examples] [--only recipe,batch_512,...] [--write]
+        [--examples] [--only 0,4,16] [--cap 3] [--write]
 
-`--examples` also races pytorch/examples' MNIST recipe (about two minutes on 2 threads);
+`--only` picks rows by number (0 is the recipe, which the caps and ratios need); `--examples` also races pytorch/examples' MNIST recipe (about two minutes on 2 threads);
 `--write` writes the table into benchmarks/README.md (between its `speedrun` markers).
 """
 
@@ -42,7 +45,7 @@ MEAN, STD = 0.1307, 0.3081  # MNIST's pixel mean and standard deviation (of x / 
 class Recipe:
     """Every ingredient of a training run; `dataclasses.replace(RECIPE, ...)` changes one."""
 
-    widths: tuple[int, ...] = (8, 16, 32)  # channels of each 3x3 convolution block
+    widths: tuple[int, ...] = (12, 24, 48)  # channels of each 3x3 convolution block
     first_stride: int = 2  # 2: the first convolution itself halves the resolution (and skips its pool)
     batch_norm: bool = True
     batch_size: int = 128
@@ -282,8 +285,9 @@ def ablation_rows(threads: int) -> list[tuple[str, Recipe, int]]:
     other = 1 if threads > 1 else 2
     return [
         ("the recipe", r, threads),
-        ("widths 12/24/48 (1.5x wider)", replace(r, widths=(12, 24, 48)), threads),
-        ("widths 8/16, two blocks (shallower)", replace(r, widths=(8, 16)), threads),
+        ("widths 8/16/32 (narrower)", replace(r, widths=(8, 16, 32)), threads),
+        ("widths 16/32/64 (wider)", replace(r, widths=(16, 32, 64)), threads),
+        ("widths 12/24, two blocks (shallower)", replace(r, widths=(12, 24)), threads),
         ("first convolution stride 1, then max-pool", replace(r, first_stride=1), threads),
         ("no batch norm", replace(r, batch_norm=False), threads),
         ("batch 64", replace(r, batch_size=64), threads),
@@ -332,7 +336,12 @@ def main() -> None:
         torch.set_num_threads(threads)
         runs = []
         for seed in range(args.seeds):
-            runs.append(race(recipe, seed, tensors, args.target, max_seconds=cap))
+            try:
+                runs.append(race(recipe, seed, tensors, args.target, max_seconds=cap))
+            except Exception as error:  # one failing variant (say torch.compile without a compiler) must not end the table
+                print(f"  [{index}] {name}, seed {seed}: failed with {type(error).__name__}: {error}", flush=True)
+                runs.append({"seconds": float("nan"), "epochs": float("nan"), "accuracy": float("nan"), "reached": False, "compile_s": 0.0})
+                continue
             run = runs[-1]
             print(f"  [{index}] {name}, seed {seed}: {'reached' if run['reached'] else 'missed'} {run['accuracy']:.2%} after "
                   f"{run['seconds']:.2f} s, {run['epochs']:.3f} epochs" + (f" (compiling: {run['compile_s']:.1f} s)" if recipe.compile else ""), flush=True)
