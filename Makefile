@@ -41,6 +41,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_pipeline
 	$(BIN)/python -m benchmarks.bench_training
 	$(BIN)/python -m benchmarks.bench_scaling
+	$(BIN)/python -m benchmarks.bench_speedrun --examples --write --skip-without-data
 
 # Write every lesson's Colab badge and setup cell from tools/set_setup_cells.py and the URL in pyproject.toml, and
 # regenerate the student copies from them.
