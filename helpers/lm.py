@@ -42,6 +42,7 @@ PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(5)
 HUB_MODEL = "google/bert_uncased_L-2_H-128_A-2"
 HUB_DATASET = "stanfordnlp/sst2"
 NETWORK_TIMEOUT_S = 5
+BERT_POSITIONS = 512  # the positions BERT (and MiniLM) learned: no sequence may be longer
 
 
 # --- The corpus and the tokenizer ----------------------------------------------------------------
@@ -119,8 +120,11 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_si
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
-    """Token ids of each text, [CLS] ... [SEP], cut to `max_length` (the tokenizer's own by default)."""
-    max_length = max_length or tokenizer.model_max_length
+    """Token ids of each text, [CLS] ... [SEP], cut to `max_length`.
+
+    By default the tokenizer's own `model_max_length`, capped at BERT's 512 positions: a tokenizer saved
+    without one reports about 1e30, which the fast tokenizer cannot take (OverflowError)."""
+    max_length = max_length or min(tokenizer.model_max_length, BERT_POSITIONS)
     return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
 
 
@@ -411,18 +415,24 @@ def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
 
 
 def fine_tune(model: nn.Module, train_data, val_data, lr: float, epochs: int, seed: int, batch_size: int = 32,
-              warmup: float = 0.1, clip: float = 1.0, weight_decay: float = 0.01) -> dict:
+              warmup: float = 0.1, clip: float = 1.0, weight_decay: float = 0.01, patience: int | None = None) -> dict:
     """BERT's recipe on the trainable parameters: AdamW, linear warm-up then linear decay, gradient clipping.
 
-    train_data, val_data: (rows, labels). The model is left at its best validation epoch. Returns
-    {"model", "curve" (validation accuracy per epoch), "optimizer", "trainable"}.
+    train_data, val_data: (rows, labels). The schedule is planned for `epochs`; with `patience`, training
+    stops early once the validation accuracy has not improved for that many epochs. The model is left at
+    its best validation epoch. Weight decay applies to weight matrices only, not to biases or LayerNorm's
+    scales (BERT's rule). Returns {"model", "curve" (validation accuracy per epoch), "best_epoch",
+    "optimizer", "trainable"}.
     """
     from transformers import get_linear_schedule_with_warmup
 
     if lr <= 0 or epochs < 1:
         raise ValueError(f"lr={lr} must be positive and epochs={epochs} at least 1")
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    trainable = [p for _, p in named]
+    decayed = [p for n, p in named if p.ndim >= 2]  # matrices; biases and LayerNorm's vectors are not decayed
+    rest = [p for n, p in named if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decayed, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}], lr=lr)
     steps = epochs * math.ceil(len(train_data[0]) / batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup * steps), steps)
     shuffle = torch.Generator().manual_seed(seed)
@@ -439,5 +449,8 @@ def fine_tune(model: nn.Module, train_data, val_data, lr: float, epochs: int, se
         curve.append(accuracy(model, *val_data))
         if curve[-1] > best[0]:
             best = (curve[-1], {k: v.clone() for k, v in model.state_dict().items()})
+        if patience is not None and len(curve) - 1 - curve.index(max(curve)) >= patience:
+            break
     model.load_state_dict(best[1])
-    return {"model": model.eval(), "curve": curve, "optimizer": optimizer, "trainable": sum(p.numel() for p in trainable)}
+    return {"model": model.eval(), "curve": curve, "best_epoch": curve.index(max(curve)) + 1, "optimizer": optimizer,
+            "trainable": sum(p.numel() for p in trainable)}

@@ -1,5 +1,6 @@
 """Lesson 09's language model: the masking rule, the cached pretraining and its lock, both loading paths."""
 
+import copy
 import json
 import math
 import os
@@ -233,3 +234,32 @@ def test_fine_tune_trains_only_what_is_trainable_and_counts_its_state(tokenizer)
         lm.fine_tune(model, (rows, labels), (rows, labels), lr=0, epochs=1, seed=0)
     with pytest.raises(ValueError, match="16 rows but 3 labels"):
         list(lm.batches(rows, labels[:3], 4))
+
+
+def test_fine_tune_stops_after_patience_epochs_without_improvement_and_keeps_the_best(tokenizer, monkeypatch):
+    torch.manual_seed(0)
+    model = lm.new_bert(TINY, len(tokenizer), num_labels=2)
+    texts, labels = ["good", "bad", "very good", "very bad"] * 4, [1, 0, 1, 0] * 4
+    rows = lm.encode(tokenizer, texts)
+    scores = iter([0.5, 0.75, 0.6, 0.7, 0.9, 1.0])  # best at epoch 2, then two epochs without improvement
+    monkeypatch.setattr(lm, "accuracy", lambda *args: next(scores))
+    result = lm.fine_tune(model, (rows, labels), (rows, labels), lr=1e-3, epochs=6, seed=0, batch_size=4, patience=2)
+    assert result["curve"] == [0.5, 0.75, 0.6, 0.7] and result["best_epoch"] == 2
+
+
+def test_fine_tune_decays_weight_matrices_only(tokenizer):
+    torch.manual_seed(0)
+    model = lm.new_bert(TINY, len(tokenizer), num_labels=2)
+    rows = lm.encode(tokenizer, ["good", "bad"])
+    result = lm.fine_tune(model, (rows, [1, 0]), (rows, [1, 0]), lr=1e-3, epochs=1, seed=0, batch_size=2, weight_decay=0.1)
+    decayed, kept = result["optimizer"].param_groups
+    assert decayed["weight_decay"] == 0.1 and all(p.ndim == 2 for p in decayed["params"])
+    assert kept["weight_decay"] == 0.0 and all(p.ndim == 1 for p in kept["params"])  # biases and LayerNorm's scales
+    assert len(decayed["params"]) + len(kept["params"]) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_encode_caps_a_tokenizer_without_a_model_max_length_at_bert_positions(tokenizer):
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.model_max_length = int(1e30)  # what transformers reports for a tokenizer saved without one
+    rows = lm.encode(tokenizer, ["word " * 600])
+    assert len(rows[0]) == lm.BERT_POSITIONS
