@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from collections import Counter
 
 import numpy as np
 import torch
@@ -635,17 +636,17 @@ def check_masked_attention(exercise, masked_attention) -> None:
     _fail(exercise, "the output differs from F.scaled_dot_product_attention with the padded keys hidden")
 
 
-# --- Lesson 09 --------------------------------------------------------------------------------
+# --- Lessons 09 and 10 -------------------------------------------------------------------------
 
 
-@_check("Exercise 09.1 (warm-up then linear decay)")
+@_check("Exercise 10.1 (warm-up then linear decay)")
 def check_warmup_then_linear(exercise, warmup_then_linear) -> None:
     from transformers import get_linear_schedule_with_warmup
 
     for warmup, total in ((10, 100), (0, 20), (3, 7)):
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
         schedule = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        for step in range(total + 1):
+        for step in range(total + 4):  # past the last step too: the factor stays at 0
             expected, got = schedule.lr_lambdas[0](step), warmup_then_linear(step, warmup, total)
             _require(isinstance(got, (int, float)) and not isinstance(got, bool), exercise, f"return a number, not {type(got).__name__}")
             if abs(got - expected) < 1e-9:
@@ -659,7 +660,7 @@ def check_warmup_then_linear(exercise, warmup_then_linear) -> None:
     _verdict(True, exercise, "")
 
 
-@_check("Exercise 09.2 (the 80/10/10 rule)")
+@_check("Exercise 09.1 (the 80/10/10 rule)")
 def check_apply_80_10_10(exercise, apply_80_10_10) -> None:
     generator = torch.Generator().manual_seed(9)
     ids = torch.randint(5, 100, (6, 20), generator=generator)
@@ -685,7 +686,38 @@ def check_apply_80_10_10(exercise, apply_80_10_10) -> None:
           f"got {result[tuple(wrong)].item()}: below 0.8 -> mask_id, 0.8 up to 0.9 -> the random id, else unchanged")
 
 
-@_check("Exercise 09.3 (AdamW's state in bytes)")
+@_check("Exercise 09.2 (the frequency-only guess)")
+def check_frequency_cross_entropy(exercise, frequency_cross_entropy) -> None:
+    generator = torch.Generator().manual_seed(3)
+    vocab_size = 40
+
+    def rows(n):  # [CLS]=2 first and [SEP]=3 last, as lm.encode gives them; tokens 5..39, skewed towards small ids
+        return [[2] + (torch.rand(int(torch.randint(3, 12, (1,), generator=generator)), generator=generator) ** 2 * 35 + 5).long().tolist() + [3]
+                for _ in range(n)]
+
+    train_rows, held_rows = rows(200), rows(50)
+    held_rows[0][1] = 4  # a token that never occurs in train_rows: only smoothing gives it a probability
+    counts = Counter(t for r in train_rows for t in r[1:-1])
+    total = sum(counts.values())
+    held = [t for r in held_rows for t in r[1:-1]]
+    expected = -sum(math.log((counts[t] + 1) / (total + vocab_size)) for t in held) / len(held)
+    got = frequency_cross_entropy(train_rows, held_rows, vocab_size)
+    _require(isinstance(got, (int, float)) and not isinstance(got, bool), exercise, f"return a number, not {type(got).__name__}")
+    if abs(got - expected) < 1e-6:
+        _verdict(True, exercise, "")
+        return
+    _require(math.isfinite(got), exercise, "a held-out token never seen in training got probability 0: add one to every count (and the "
+             "vocabulary size to the total)")
+    _require(abs(got * math.log(2) - expected) > 1e-6, exercise, "that is in bits (log2): use the natural logarithm, as cross_entropy does")
+    with_special = Counter(t for r in train_rows for t in r)
+    special_total = sum(with_special.values())
+    held_all = [t for r in held_rows for t in r]
+    counted_special = -sum(math.log((with_special[t] + 1) / (special_total + vocab_size)) for t in held_all) / len(held_all)
+    _require(abs(got - counted_special) > 1e-6, exercise, "[CLS] and [SEP] were counted: leave out the first and last id of every row")
+    _fail(exercise, f"the cross-entropy should be {expected:.4f} nats per held-out token, yours {got:.4f}")
+
+
+@_check("Exercise 10.2 (AdamW's state in bytes)")
 def check_adamw_state_bytes(exercise, adamw_state_bytes) -> None:
     def measured(model):
         trained = [p for p in model.parameters() if p.requires_grad]

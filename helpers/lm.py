@@ -1,4 +1,4 @@
-"""A small BERT for lesson 09: pretrained by the course on WordNet's glosses, or a real one from the Hub.
+"""A small BERT for lesson 09: pretrained by the course on WordNet's glosses, or a real one from the Hub; lesson 10's fine-tuning.
 
 - `load_corpus`: the 117,659 WordNet 3.0 glosses embedded in data/samples/wordnet/ (SHA-256 checked).
 - `train_wordpiece`: a WordPiece tokenizer (Hugging Face `tokenizers`) wrapped as a `transformers`
@@ -10,8 +10,9 @@
 - `load_language_model`: one call for both paths: a real BERT from the Hugging Face Hub when it can be
   had, otherwise the course's own, both through `from_pretrained`; it says which and why.
 - `load_sst2`: the SST-2 sentences through `datasets` when they can be had, otherwise None (said why).
-- `encode`, `batches`, `fine_tune`, `optimizer_state_bytes`: lesson 09's fine-tuning arms.
-Lesson 09 builds the masking and the fine-tuning loop in the open before it uses the versions here.
+- `encode`, `batches`, `fine_tune`, `optimizer_state_bytes`: lesson 10's fine-tuning arms.
+Lesson 09 builds the masking in the open before it uses the version here; lesson 10 prints `fine_tune`'s
+source before its arms use it, and lesson 04 built its schedule and AdamW.
 """
 
 from __future__ import annotations
@@ -402,7 +403,9 @@ def batches(rows: Sequence[Sequence[int]], labels: Sequence[int], batch_size: in
 def predict(model: nn.Module, rows, labels, batch_size: int = 256) -> torch.Tensor:
     """Class probabilities (n, classes) for the rows, in order."""
     model.eval()
-    return torch.cat([model(input_ids=ids, attention_mask=mask).logits.softmax(-1) for ids, mask, _ in batches(rows, labels, batch_size)])
+    device = next(model.parameters()).device  # the batches go where the model is (a GPU, when it was moved there)
+    return torch.cat([model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.softmax(-1).cpu()
+                      for ids, mask, _ in batches(rows, labels, batch_size)])
 
 
 def accuracy(model: nn.Module, rows, labels) -> float:
@@ -436,10 +439,12 @@ def fine_tune(model: nn.Module, train_data, val_data, lr: float, epochs: int, se
     steps = epochs * math.ceil(len(train_data[0]) / batch_size)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup * steps), steps)
     shuffle = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device  # each batch goes where the model is
     best, curve = (-1.0, None), []
     for _ in range(epochs):
         model.train()
         for ids, mask, labels in batches(*train_data, batch_size, shuffle):
+            ids, mask, labels = ids.to(device), mask.to(device), labels.to(device)
             loss = nn.functional.cross_entropy(model(input_ids=ids, attention_mask=mask).logits, labels)
             optimizer.zero_grad()
             loss.backward()
@@ -448,7 +453,7 @@ def fine_tune(model: nn.Module, train_data, val_data, lr: float, epochs: int, se
             scheduler.step()
         curve.append(accuracy(model, *val_data))
         if curve[-1] > best[0]:
-            best = (curve[-1], {k: v.clone() for k, v in model.state_dict().items()})
+            best = (curve[-1], {k: v.detach().clone() for k, v in model.state_dict().items()})
         if patience is not None and len(curve) - 1 - curve.index(max(curve)) >= patience:
             break
     model.load_state_dict(best[1])

@@ -147,13 +147,17 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
 
 @torch.inference_mode()
 def embed(model: nn.Module, tokenizer, texts, batch_size: int = 64, normalize: bool = False) -> torch.Tensor:
-    """Mean-pooled sentence vectors (len(texts), width) from an encoder (`AutoModel`), in order, in evaluation mode."""
+    """Mean-pooled sentence vectors (len(texts), width) from an encoder (`AutoModel`), in order, in evaluation mode.
+
+    Each text is cut at MAX_LENGTH tokens, or at the model's positions if it has fewer."""
     model.eval()
+    longest = min(MAX_LENGTH, model.config.max_position_embeddings)  # a small model may have learned fewer positions
     vectors = []
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=MAX_LENGTH,
+        batch = tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True, max_length=longest,
                           return_tensors="pt")
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        vectors.append(mean_pool(hidden, batch["attention_mask"]))
+        device = next(model.parameters()).device  # the batch goes where the model is
+        ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        vectors.append(mean_pool(model(input_ids=ids, attention_mask=mask).last_hidden_state, mask).cpu())
     out = torch.cat(vectors)
     return nn.functional.normalize(out, dim=1) if normalize else out

@@ -166,6 +166,11 @@ LEXICON = {
 NEGATIONS = {"not", "no", "never", "t"}  # "t": words_of splits "don't" into "don", "'", "t"
 
 
+def has_negation(text: str) -> bool:
+    """True when the text holds a word of NEGATIONS ("not", "no", "never", or the "t" of "n't")."""
+    return not NEGATIONS.isdisjoint(words_of(text))
+
+
 def lexicon_score(text: str) -> int:
     """Positive words minus negative words; a negation among the two words before flips a word's sign."""
     words, score = words_of(text), 0

@@ -1,5 +1,6 @@
 """Each exercise check accepts a right answer and names the typical mistakes."""
 
+import math
 import inspect
 import shutil
 from pathlib import Path
@@ -547,6 +548,7 @@ def test_warmup_then_linear(capsys):
         (lambda s, w, t: (s + 1) / w if s < w else max(0.0, (t - s) / max(1, t - w)), "starts from 0"),
         (lambda s, w, t: s / w if s < w else (t - s) / max(1, t - w) - 0.01, "at step"),
         (lambda s, w, t: min(1.0, s / w) if w else 1.0, "decay"),
+        (lambda s, w, t: s / w if s < w else (t - s) / max(1, t - w), "went negative"),  # no max(0, ...) after the last step
         (lambda s, w, t: torch.tensor(right(s, w, t)), "return a number"),
     ]:
         with pytest.raises(AssertionError, match=hint):
@@ -588,3 +590,35 @@ def test_adamw_state_bytes(capsys):
     ]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_adamw_state_bytes(wrong)
+
+
+def test_frequency_cross_entropy(capsys):
+    from collections import Counter
+
+    def right(train_rows, held_rows, vocab_size):
+        counts = Counter(t for r in train_rows for t in r[1:-1])
+        total = sum(counts.values())
+        held = [t for r in held_rows for t in r[1:-1]]
+        return -sum(math.log((counts[t] + 1) / (total + vocab_size)) for t in held) / len(held)
+
+    exercises.check_frequency_cross_entropy(right)
+    assert "correct" in capsys.readouterr().out
+
+    def unsmoothed(train_rows, held_rows, vocab_size):
+        counts = Counter(t for r in train_rows for t in r[1:-1])
+        total = sum(counts.values())
+        held = [t for r in held_rows for t in r[1:-1]]
+        return -sum(math.log(counts[t] / total) if counts[t] else -math.inf for t in held) / len(held)
+
+    def with_special(train_rows, held_rows, vocab_size):
+        return right([[0] + r + [0] for r in train_rows], [[0] + r + [0] for r in held_rows], vocab_size)
+
+    for wrong, hint in [
+        (unsmoothed, "add one"),
+        (lambda t, h, v: right(t, h, v) / math.log(2), "bits"),
+        (with_special, r"\[CLS\] and \[SEP\]"),
+        (lambda t, h, v: right(t, h, v) + 0.1, "nats per held-out token"),
+        (lambda t, h, v: torch.tensor(right(t, h, v)), "return a number"),
+    ]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_frequency_cross_entropy(wrong)

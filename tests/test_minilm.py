@@ -141,3 +141,14 @@ def test_embed_equals_sentence_transformers_own_encoding():
     assert torch.allclose(ours, theirs, atol=1e-5)
     # one at a time (no padding) gives the same vectors as a padded batch: the attention mask and the pooling exclude the pads
     assert torch.allclose(minilm.embed(pretrained.model, pretrained.tokenizer, texts, normalize=True, batch_size=1), ours, atol=1e-5)
+
+
+def test_embed_cuts_texts_at_a_small_models_positions():
+    from transformers import BertConfig, BertModel
+
+    pretrained = minilm.load(verbose=False)
+    torch.manual_seed(0)
+    small = BertModel(BertConfig(vocab_size=pretrained.tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32, max_position_embeddings=24))
+    vectors = minilm.embed(small, pretrained.tokenizer, ["word " * 100, "short"])  # 102 tokens: more than 24 positions
+    assert vectors.shape == (2, 16) and torch.isfinite(vectors).all()
