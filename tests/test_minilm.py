@@ -138,7 +138,8 @@ def test_embed_equals_sentence_transformers_own_encoding():
     texts = ["not good at all", "The food was great, the service slow.", "ok"]
     ours = minilm.embed(pretrained.model, pretrained.tokenizer, texts, normalize=True)
     theirs = SentenceTransformer(str(pretrained.folder), device="cpu").encode(texts, convert_to_tensor=True)
-    assert torch.allclose(ours, theirs, atol=1e-5)
+    # normalised here too: a folder from the Hub's cache holds no modules.json, and then sentence-transformers skips Normalize
+    assert torch.allclose(ours, torch.nn.functional.normalize(theirs, dim=1), atol=1e-5)
     # one at a time (no padding) gives the same vectors as a padded batch: the attention mask and the pooling exclude the pads
     assert torch.allclose(minilm.embed(pretrained.model, pretrained.tokenizer, texts, normalize=True, batch_size=1), ours, atol=1e-5)
 
