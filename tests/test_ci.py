@@ -89,7 +89,7 @@ def test_the_lowest_constraints_pin_every_requirement_to_its_lower_bound(tmp_pat
     requirements = [line for line in requirements if line and not line.startswith("-")]
     assert len(pins) == len(requirements) and "-e ." not in pins
     for requirement, pin in zip(requirements, pins):
-        name, lower = re.match(r"([\w.-]+).*?>=([\w.]+)", requirement).groups()
+        name, lower = re.match(r"([\w.-]+).*?(?:>=|==)([\w.]+)", requirement).groups()  # an exact pin (== ) is its own lowest
         assert pin == f"{name}=={lower}", (requirement, pin)
     assert pins[0] == "torch==" + re.search(r"^torch>=([\d.]+)", (COURSE / "requirements.txt").read_text(encoding="utf-8"), re.M)[1]
 
