@@ -14,8 +14,10 @@ or a notebook can change it on the fly:
 
 from __future__ import annotations
 
+import errno
 import os
 import platform
+import shutil
 import random
 import tempfile
 import warnings
@@ -80,15 +82,30 @@ def samples_root() -> Path:
 def data_root() -> Path:
     """Where full datasets are downloaded to: COURSE_DATA_ROOT, or <course>/data."""
     if os.environ.get("COURSE_DATA_ROOT"):
-        return Path(os.environ["COURSE_DATA_ROOT"]).expanduser().resolve()
+        return _absolute(os.environ["COURSE_DATA_ROOT"])
     return course_root() / "data"
 
 
 def checkpoint_root() -> Path:
     """Where trained models are saved: COURSE_CHECKPOINT_ROOT, or <data root>/checkpoints."""
     if os.environ.get("COURSE_CHECKPOINT_ROOT"):
-        return Path(os.environ["COURSE_CHECKPOINT_ROOT"]).expanduser().resolve()
+        return _absolute(os.environ["COURSE_CHECKPOINT_ROOT"])
     return data_root() / "checkpoints"
+
+
+def _absolute(setting: str) -> Path:
+    """The setting as an absolute path, links resolved; but a link to nothing is kept as it is, so that it can be named
+    (resolving it would give its target's path, and creating folders there would fill the local disk instead of a share)."""
+    path = Path(setting).expanduser().absolute()
+    return path if broken_link(path) else path.resolve()
+
+
+def broken_link(path: str | Path) -> str | None:
+    """When `path` or a folder above it is a symbolic link to something that does not exist, that in words; else None."""
+    for part in [Path(path), *Path(path).parents]:
+        if part.is_symlink() and not part.exists():
+            return f"{part} is a link to {os.readlink(part)}, which does not exist (a network share that is not mounted?)"
+    return None
 
 
 def why_not_writable(folder: str | Path) -> str | None:
@@ -99,6 +116,9 @@ def why_not_writable(folder: str | Path) -> str | None:
     path that is a file, before minutes of work are spent on something that cannot be saved.
     """
     folder = Path(folder)
+    link = broken_link(folder)
+    if link is not None:
+        return f"{link}; nothing is created there"
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
@@ -112,6 +132,45 @@ def why_not_writable(folder: str | Path) -> str | None:
     except OSError as error:
         return f"cannot create a file in {existing} ({error.strerror or error})"
     return None
+
+
+# --- A full disk: one error, naming the folder and the bytes ------------------------------------
+
+
+class DiskFullError(OSError):
+    """No room on the disk for a file the course writes: the message names the folder, the bytes needed and free."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ENOSPC, message)
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def free_bytes(folder: str | Path) -> int:
+    """Free bytes on the disk that holds `folder` (or its nearest existing parent)."""
+    existing = Path(folder)
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for 'no space left on device' or 'disk quota exceeded', however deep in the exception's causes."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full(folder: str | Path, needed: int | None, what: str, then: str = "") -> DiskFullError:
+    """The course's error for a disk without room for `what` (needing `needed` bytes, when known) in `folder`; `then` is appended."""
+    need = f"{what} needs about {needed / 2**20:,.1f} MiB, " if needed else f"no room for {what}: "
+    return DiskFullError(
+        f"the disk holding {folder} is full: {need}{free_bytes(folder) / 2**20:,.1f} MiB are free. Free some space, or set "
+        f"COURSE_CHECKPOINT_ROOT (checkpoints) or COURSE_DATA_ROOT (datasets) to a folder on another disk, and run again.{then}"
+    )
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

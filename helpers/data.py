@@ -21,12 +21,15 @@ torchvision's dataset class read them.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import hashlib
 import http.client
 import os
 import re
 import shutil
+import socket
+import ssl
 import sys
 import tempfile
 import time
@@ -49,6 +52,7 @@ from helpers import config
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 NETWORK_TIMEOUT_S = 10.0  # connecting, and each read: a server that stops answering is given up after this
 DOWNLOAD_DEADLINE_S = 600.0  # a whole file: a server that answers a byte at a time is given up after this
+PROGRESS_EVERY_S = 10.0  # a slow download prints how far it got this often
 REMEMBER_FAILURE_S = 120.0  # a host that just failed is not tried again for this long (one wait per lesson, not one per call)
 ORIGIN_NOTE = "ORIGIN.txt"  # written beside a dataset that did not come from the official download
 USER_AGENT = "pytorch-course (https://github.com/pytorch-course/pytorch-course)"
@@ -177,11 +181,37 @@ def _in_words(error: BaseException, timeout: float) -> str:
         return f"HTTP {error.code} {error.reason}"
     if isinstance(error, urllib.error.URLError):
         error = error.reason if isinstance(error.reason, BaseException) else error
+    if isinstance(error, ssl.SSLError):  # a portal or a school filter that intercepts secure connections shows as this
+        return f"the secure connection failed ({getattr(error, 'verify_message', None) or error.reason or error}; a Wi-Fi login " \
+               "page or a network filter in the way? sign in with a browser, then run again)"
     if isinstance(error, TimeoutError):
         return f"no answer within {timeout:g} s"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error) or type(error).__name__
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy urllib will go through for `url` (from HTTP_PROXY, HTTPS_PROXY and NO_PROXY), or None."""
+    parts = urlparse(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy is None or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _cannot_reach(url: str, error: BaseException, timeout: float) -> str:
+    """Why `url` could not be opened, blaming the proxy, by name, when one was in the way and never answered."""
+    host = urlparse(url).hostname
+    proxy = proxy_for(url)
+    reason = error.reason if isinstance(error, urllib.error.URLError) and isinstance(error.reason, BaseException) else error
+    if proxy is not None and isinstance(reason, (ConnectionRefusedError, ConnectionResetError, socket.gaierror)) or \
+            proxy is not None and isinstance(reason, OSError) and reason.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        variable = f"{urlparse(url).scheme.upper()}_PROXY"
+        return f"cannot reach the proxy {proxy} (set by {variable}) on the way to {host}: {_in_words(error, timeout)}; check {variable}, or unset it"
+    if proxy is not None and isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s from the proxy {proxy} or from {host} behind it"
+    return f"cannot reach {host}: {_in_words(error, timeout)}"
 
 
 def _looks_like_a_web_page(content_type: str, first_bytes: bytes) -> bool:
@@ -204,7 +234,7 @@ def why_unreachable(url: str, timeout: float | None = None) -> str | None:
             return None
         return f"{host} answered {_in_words(error, timeout)}"
     except (OSError, http.client.HTTPException) as error:  # URLError, timeouts and resets are OSErrors
-        return f"cannot reach {host}: {_in_words(error, timeout)}"
+        return _cannot_reach(url, error, timeout)
     if _looks_like_a_web_page(content_type, b""):
         return f"{host} {WEB_PAGE}"
     return None
@@ -236,17 +266,19 @@ def download(url: str, target: str | Path, md5: str | None = None, *, timeout: f
         except urllib.error.HTTPError as error:
             raise DownloadError(f"{host} answered {_in_words(error, timeout)}") from error
         except (OSError, http.client.HTTPException) as error:
-            raise DownloadError(f"cannot reach {host}: {_in_words(error, timeout)}") from error
+            raise DownloadError(_cannot_reach(url, error, timeout)) from error
         with response, temporary(".download") as packed:
             content_type = response.headers.get("Content-Type", "")
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
-            digest, received, first = hashlib.md5(usedforsecurity=False), 0, b""
+            digest, received, first, reported = hashlib.md5(usedforsecurity=False), 0, b"", started
             while True:
+                # read1: at most one wait on the socket, so a server that trickles a byte at a time cannot hold one
+                # read for longer than the read timeout, and the deadline is checked at least that often.
                 if time.monotonic() - started > deadline:
                     raise DownloadError(f"{host} was still sending after {deadline:g} s ({received:,} bytes so far)")
                 try:
-                    chunk = response.read(1 << 16)
+                    chunk = response.read1(1 << 16)
                 except (OSError, http.client.HTTPException) as error:
                     raise DownloadError(f"{host} stopped after {received:,} bytes: {_in_words(error, timeout)}") from error
                 if not chunk:
@@ -255,30 +287,53 @@ def download(url: str, target: str | Path, md5: str | None = None, *, timeout: f
                     first = chunk[:64]
                     if _looks_like_a_web_page(content_type, first):
                         raise DownloadError(f"{host} {WEB_PAGE}")
-                packed.write(chunk)
+                try:
+                    packed.write(chunk)
+                except OSError as error:
+                    if config.is_disk_full(error):
+                        raise config.disk_full(target.parent, expected, f"downloading {url}") from error
+                    raise
                 digest.update(chunk)
                 received += len(chunk)
+                if time.monotonic() - reported > PROGRESS_EVERY_S:
+                    reported = time.monotonic()
+                    share = f" of {expected:,}" if expected else ""
+                    print(f"  {host}: {received:,}{share} bytes of {Path(urlparse(url).path).name} after {reported - started:.0f} s", flush=True)
             if expected is not None and received != expected:
                 raise DownloadError(f"the connection to {host} closed after {received:,} of {expected:,} bytes")
             if md5 is not None and digest.hexdigest() != md5:
                 raise DownloadError(f"{url} has MD5 {digest.hexdigest()}, not the expected {md5}: cut short or changed on the way")
         with temporary(".tmp") as unpacked:
-            if url.endswith(".gz"):
-                try:
+            try:
+                if url.endswith(".gz"):
                     with gzip.open(temporaries[0], "rb") as source:
+                        _copy_unpacked(source, unpacked, url)
+                else:
+                    with open(temporaries[0], "rb") as source:
                         shutil.copyfileobj(source, unpacked)
-                except (OSError, EOFError, zlib.error) as error:
-                    raise DownloadError(f"{url} is not a readable gzip file ({error})") from error
-            else:
-                with open(temporaries[0], "rb") as source:
-                    shutil.copyfileobj(source, unpacked)
-            unpacked.flush()
-            os.fsync(unpacked.fileno())
+                unpacked.flush()
+                os.fsync(unpacked.fileno())
+            except OSError as error:
+                if config.is_disk_full(error):  # the disk, not the mirror's file: say so (and keep the mirror)
+                    raise config.disk_full(target.parent, None, f"unpacking {Path(urlparse(url).path).name}") from error
+                raise
         os.replace(temporaries[1], target)
         return target
     finally:
         for path in temporaries:
             path.unlink(missing_ok=True)
+
+
+def _copy_unpacked(source, destination, url: str) -> None:
+    """Copy a gzip stream: a read error blames the file, a write error (a full disk) is left for the caller."""
+    while True:
+        try:
+            block = source.read(1 << 20)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DownloadError(f"{url} is not a readable gzip file ({error})") from error
+        if not block:
+            return
+        destination.write(block)
 
 
 # --- MNIST and Fashion-MNIST: the standard path first, an embedded default always -------------
@@ -297,7 +352,9 @@ def load_fashion_mnist(train: bool = True, transform: Callable | None = None) ->
 def _load(cls: type[datasets.MNIST], train: bool, transform: Callable | None) -> datasets.MNIST:
     name, split, root = cls.__name__, "train" if train else "test", config.data_root()
     dataset, source, why = None, "", None
-    if root.exists() and not root.is_dir():
+    if config.broken_link(root):
+        why = f"the data root {config.broken_link(root)}"
+    elif root.exists() and not root.is_dir():
         why = f"the data root {root} is a file, not a folder"
     else:
         damaged = damaged_files(cls, root)
@@ -315,13 +372,11 @@ def _load(cls: type[datasets.MNIST], train: bool, transform: Callable | None) ->
             else:
                 why = f"{why}; {failure}" if why else failure
     if dataset is None and cls is datasets.FashionMNIST and DEBIAN_FASHION_MNIST.is_dir():
-        if root.is_dir() and config.why_not_writable(root / name / "raw") is None:
-            _copy_debian_fashion_mnist(root)
-            dataset = _from_folder(cls, root, train, transform)
-            source = f"the full dataset of Debian's dataset-fashion-mnist (no download: {why})"
-        else:
-            dataset = _debian_in_place(train, transform)
-            source = f"the full dataset of Debian's dataset-fashion-mnist, read in place from {DEBIAN_FASHION_MNIST} (no download: {why})"
+        try:
+            dataset, source = _from_debian(root, train, transform, why)
+        except DataError as error:  # damaged files in Debian's package: on to the sample, saying why
+            print(f"{name}: Debian's copy cannot be used: {error}")
+            why = f"{why}; Debian's copy is damaged"
     if dataset is None:
         verify_samples(name)
         dataset = cls(config.samples_root(), train=train, transform=transform)
@@ -421,6 +476,9 @@ def _download(cls, root: Path) -> str | None:
                 continue
             try:
                 download(url, target, md5)
+            except config.DiskFullError as error:  # the disk, not the mirror: no other mirror would do better
+                print(f"{cls.__name__}: {error}")
+                return f"no room to download: {error}"
             except DownloadError as error:
                 _failed_hosts[mirror] = (time.monotonic(), str(error))
                 reasons.append(str(error))
@@ -455,20 +513,43 @@ def _debian_split(prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
     and exactly 6,000 / 1,000 of each of the 10 classes.
     """
     count = 60_000 if prefix == "train" else 10_000
-    images = read_idx(DEBIAN_FASHION_MNIST / f"{prefix}-images-idx3-ubyte.gz")
-    labels = read_idx(DEBIAN_FASHION_MNIST / f"{prefix}-labels-idx1-ubyte.gz")
+    try:
+        images = read_idx(DEBIAN_FASHION_MNIST / f"{prefix}-images-idx3-ubyte.gz")
+        labels = read_idx(DEBIAN_FASHION_MNIST / f"{prefix}-labels-idx1-ubyte.gz")
+    except OSError as error:
+        raise DataError(f"{DEBIAN_FASHION_MNIST}: cannot read its {prefix} files ({error})") from error
     if images.shape != (count, 28, 28) or labels.bincount(minlength=10).tolist() != [count // 10] * 10:
         raise DataError(f"{DEBIAN_FASHION_MNIST}/{prefix}-*: not the official Fashion-MNIST {prefix} split")
     return images, labels
 
 
+def _from_debian(root: Path, train: bool, transform, why: str | None) -> tuple[datasets.FashionMNIST, str]:
+    """Debian's Fashion-MNIST, copied into the data root when it can be written to and has room, else read in place."""
+    raw = root / "FashionMNIST" / "raw"
+    blocked = f"{root} is not a folder" if not root.is_dir() else config.why_not_writable(raw)
+    if blocked is None:
+        try:
+            _copy_debian_fashion_mnist(root)
+            return _from_folder(datasets.FashionMNIST, root, train, transform), f"the full dataset of Debian's dataset-fashion-mnist (no download: {why})"
+        except config.DiskFullError as error:
+            print(f"FashionMNIST: not copied: {error}; reading Debian's files in place instead")
+            blocked = "its disk is full"
+    in_place = f"the full dataset of Debian's dataset-fashion-mnist, read in place from {DEBIAN_FASHION_MNIST} (no download: {why})"
+    return _debian_in_place(train, transform), in_place
+
+
 def _copy_debian_fashion_mnist(root: Path) -> None:
-    """Unpack Debian's Fashion-MNIST files into the data root, where a download would put them."""
+    """Unpack Debian's Fashion-MNIST files into the data root, where a download would put them.
+
+    Both splits are checked before anything is written, so a damaged package leaves nothing behind; a disk
+    that fills raises DiskFullError (each file is written whole or not at all).
+    """
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(raw)
     for prefix in ("train", "t10k"):
         _debian_split(prefix)
+    for prefix in ("train", "t10k"):
         for kind in ("images-idx3", "labels-idx1"):
             target = raw / f"{prefix}-{kind}-ubyte"
             if not target.exists():
@@ -493,9 +574,11 @@ def _write_atomically(target: Path, content: bytes) -> None:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
-        except BaseException:
+        except BaseException as error:
             f.close()
             temporary.unlink(missing_ok=True)
+            if config.is_disk_full(error):
+                raise config.disk_full(target.parent, len(content), target.name) from error
             raise
     try:
         os.replace(temporary, target)
@@ -550,7 +633,7 @@ def _audit(folder: Path, num_classes: int, open_images: bool) -> tuple[list[str]
         return [f"{labels_csv}: no such file"], None
     problems, first_line_of, first_file_of_digest, sizes = [], {}, {}, {}
     try:
-        with open(labels_csv, newline="", encoding="utf-8") as f:
+        with open(labels_csv, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: also what Excel saves as "CSV UTF-8" (with a BOM)
             rows = list(csv.reader(f))
     except UnicodeDecodeError as error:
         return [f"{labels_csv}: not UTF-8 text ({error})"], None
@@ -618,7 +701,7 @@ class ImageCSVDataset(Dataset):
         problems, self.size = _audit(self.folder, num_classes, open_images)
         if problems:
             raise DataError(f"{self.folder}: {len(problems)} problem(s) to fix first:\n  " + "\n  ".join(problems))
-        with open(self.folder / "labels.csv", newline="", encoding="utf-8") as f:
+        with open(self.folder / "labels.csv", newline="", encoding="utf-8-sig") as f:
             rows = list(csv.DictReader(f))
         self.files = [row["filename"] for row in rows]
         self.labels = [int(row["label"]) for row in rows]

@@ -11,13 +11,11 @@ labelled as ImageNet-pretrained. `make prefetch` runs this ahead of a class.
 from __future__ import annotations
 
 import socket
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from filelock import FileLock, Timeout
 from torch import nn
 from torch.nn import functional as F
 from torchvision.models import ResNet18_Weights, resnet18
@@ -115,19 +113,30 @@ def course_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] =
     subset = "" if classes == tuple(range(10)) else "-classes" + "".join(map(str, classes))
     path = config.checkpoint_root() / f"resnet18-fashion-mnist{subset}-{n_images}x{epochs}.pt"
     model = resnet18(weights=None, num_classes=len(classes))
-    meta = None
-    if not path.is_file():  # save_checkpoint renames a whole file into place: one that exists is complete
-        train.check_writable(path)  # a read-only checkpoint root fails now, not after minutes of pretraining
+    meta = _load_cached(path, model)
+    if meta is None:
+        # A read-only or full checkpoint root fails now, not after minutes of pretraining.
+        train.check_writable(path, train.checkpoint_bytes(model))
         # Two processes at once (two notebooks, or the tests on several workers) must not both pretrain: the
         # first takes the lock and pretrains, the others wait for it and then load its checkpoint.
-        with _exclusive(path.with_name(path.name + ".lock")):
-            if not path.is_file():
-                meta = _pretrain_on_fashion_mnist(model, n_images, epochs, progress, classes, train_set)
-                train.save_checkpoint(path, model, **meta)
+        with train.exclusive(path.with_name(path.name + ".lock"), f"pretraining the ResNet-18 {path.name}"):
+            meta = _load_cached(path, model)  # pretrained by the process this one waited for
+            if meta is None:
+                meta = _UNSAVED.pop(path.name, None)
+                if meta is not None:  # pretrained earlier in this session, but the save failed (a full disk)
+                    model.load_state_dict(meta.pop("state"))
+                    print(f"Saving the ResNet-18 pretrained earlier in this session (its save had failed) to {path}.")
+                else:
+                    meta = _pretrain_on_fashion_mnist(model, n_images, epochs, progress, classes, train_set)
+                try:
+                    train.save_checkpoint(path, model, **meta)
+                except OSError:
+                    _UNSAVED[path.name] = {**meta, "state": {k: v.clone() for k, v in model.state_dict().items()}}
+                    print("Nothing is lost: the pretrained ResNet-18 is kept in memory. Run this cell again once there is room, "
+                          "or after os.environ['COURSE_CHECKPOINT_ROOT'] = '<a folder on another disk>', and it is saved "
+                          "without pretraining again.")
+                    raise
                 print(f"Saved the pretrained ResNet-18 to {path}; later runs load it from there.")
-    if meta is None:  # cached, or pretrained by the process this one waited for
-        meta = train.load_checkpoint(path, model)
-        print(f"Pretrained weights: the course's ResNet-18 from {path}")
     which = "Fashion-MNIST" if not subset else f"Fashion-MNIST's {', '.join(FASHION_CLASSES[c] for c in classes)}"
     source = (
         f"the course's own ResNet-18, pretrained on {meta['images']:,} images of {which} for {meta['epochs']} "
@@ -136,20 +145,24 @@ def course_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] =
     return Pretrained(model, source, False, meta["mean"], meta["std"], classes)
 
 
-@contextmanager
-def _exclusive(lock_path: Path):
-    """Hold a file lock on `lock_path`, saying so when another process holds it and this one waits."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)  # older filelock releases do not create it
-    lock = FileLock(lock_path)
+_UNSAVED: dict[str, dict] = {}  # checkpoint file name -> what a pretraining whose save failed produced (kept for the next try)
+
+
+def _load_cached(path: Path, model: nn.Module) -> dict | None:
+    """The cached checkpoint's extras, loaded into `model`; None when there is none, or it was damaged (then set aside)."""
+    if not path.is_file():  # save_checkpoint renames a whole file into place: one that exists is complete
+        return None
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"Another process is pretraining this ResNet-18 ({lock_path} is locked); waiting for it, then loading its checkpoint.")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+        meta = train.load_checkpoint(path, model)
+    except train.CheckpointError as error:
+        why = str(error).removeprefix(f"{path}: ")
+        if config.why_not_writable(path.parent) is not None:
+            raise train.CheckpointError(f"{error}. It is in a read-only folder: ask whoever prepared it to delete it, "
+                                        "or set COURSE_CHECKPOINT_ROOT to a folder of your own") from error
+        train.set_aside(path, why)
+        return None
+    print(f"Pretrained weights: the course's ResNet-18 from {path}")
+    return meta
 
 
 def _pretrain_on_fashion_mnist(

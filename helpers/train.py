@@ -9,25 +9,36 @@ Checkpoints are written for a classroom: under a unique temporary name in the sa
 to disk, then renamed (two processes saving the same file, or Ctrl-C mid-save, never leave a
 broken one); each tensor's SHA-256 is stored and checked on load; a file of another format or
 architecture is refused, naming the file and the first differing key, before anything is copied.
-Call `check_writable(path)` before a long training whose result is to be saved there.
+Call `check_writable(path, needed_bytes=checkpoint_bytes(model))` before a long training whose result
+is to be saved there: a read-only folder or a full disk then costs a second, not the training. A disk
+that fills anyway gives a DiskFullError naming the folder and the bytes needed; the model in memory
+is untouched, so it can be saved elsewhere.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
+import pickle
+import re
+import socket
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from helpers import config
+from helpers.config import DiskFullError, disk_full, free_bytes, is_disk_full  # noqa: F401 (part of this module's interface)
 
 
 def tensor_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None) -> DataLoader:
@@ -222,10 +233,19 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded into this model: the message names the file and what differs."""
 
 
-def check_writable(path: str | Path) -> Path:
+def checkpoint_bytes(model: nn.Module, optimizer_copies: int = 0) -> int:
+    """About how many bytes save_checkpoint will write for `model` (plus `optimizer_copies` tensors the size
+    of its parameters, e.g. 2 for Adam's two moments)."""
+    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    parameters = sum(p.numel() * p.element_size() for p in model.parameters())
+    return weights + optimizer_copies * parameters + (64 << 10)  # + names, checksums and the zip's headers
+
+
+def check_writable(path: str | Path, needed_bytes: int | None = None) -> Path:
     """Raise PermissionError, naming the folder, when a checkpoint could not be saved at `path`; returns its folder.
 
-    Call it before a long training run whose result is to be saved, not after: a read-only
+    With `needed_bytes` (see `checkpoint_bytes`), also raise a DiskFullError when the disk has less free.
+    Call it before a long training run whose result is to be saved, not after: a read-only or full
     checkpoint root should cost a second, not the minutes of training.
     """
     folder = Path(path).parent
@@ -235,6 +255,8 @@ def check_writable(path: str | Path) -> Path:
             f"cannot save a checkpoint in {folder}: {why}. Set COURSE_CHECKPOINT_ROOT to a folder of your own "
             "(a shared, read-only data root needs one per student) and run again."
         )
+    if needed_bytes is not None and free_bytes(folder) < needed_bytes:
+        raise disk_full(folder, needed_bytes, f"the checkpoint {Path(path).name}")
     return folder
 
 
@@ -272,20 +294,51 @@ def _checksums(state: dict) -> dict[str, str]:
     return sums
 
 
+SAFE_TYPES = "numbers, strings, bools, None, tensors, and lists, tuples and dicts of them"
+
+
+def _plain(value, where: str):
+    """`value` with NumPy scalars made Python numbers and paths made strings; anything else that a safe load
+    (`torch.load(..., weights_only=True)`) would refuse raises a TypeError naming `where` and the type."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value) in (list, tuple):
+        return type(value)(_plain(item, f"{where}[{i}]") for i, item in enumerate(value))
+    if type(value) is dict:
+        return {_plain(key, f"{where} (a key)"): _plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    buffer.seek(0)
+    try:
+        torch.load(buffer, weights_only=True)
+    except pickle.UnpicklingError:
+        raise TypeError(
+            f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which a safe load (weights_only=True) "
+            f"refuses, so the checkpoint could not be read back: give {SAFE_TYPES}"
+        ) from None
+    return value
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, **extra) -> Path:
     """Save the model (and optimiser) state plus `extra` values (epoch, metrics, ...) atomically, with checksums.
 
     The file is written under a unique temporary name in the same folder, flushed to disk and then
     renamed over `path`: an interrupted save keeps the previous checkpoint, and two processes
-    saving the same path at once each write a whole file (the last rename wins).
+    saving the same path at once each write a whole file (the last rename wins). Extras must load
+    back safely: NumPy scalars become numbers and paths strings; other objects are refused here, by
+    name, rather than when loading. A full disk raises DiskFullError; the model is left as it was.
     """
     path = Path(path)
     if CHECKSUMS in extra:
         raise ValueError(f"{CHECKSUMS!r} is reserved for the checkpoint's checksums: give that extra another name")
-    check_writable(path)
+    extra = {key: _plain(value, f"{path}: the extra {key!r}") for key, value in extra.items()}
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None, **extra}
+    needed = sum(t.numel() * t.element_size() for _, t in _tensors(state, "")) + (64 << 10)
+    check_writable(path, needed)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stray_temporaries(path)
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer is not None else None, **extra}
     state[CHECKSUMS] = {"version": FORMAT_VERSION, "sha256": _checksums(state)}
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
         temporary = Path(f.name)
@@ -295,11 +348,67 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
             f.flush()
             os.fsync(f.fileno())  # on disk before the rename, so a power cut cannot leave an empty "complete" file
         os.replace(temporary, path)
-    except OSError as error:
-        raise OSError(f"{path}: the checkpoint could not be saved ({error}); the previous one, if any, is unchanged") from error
+    except (OSError, RuntimeError) as error:  # a full disk inside torch.save is a RuntimeError ("unexpected pos ...")
+        temporary.unlink(missing_ok=True)
+        if is_disk_full(error) or free_bytes(path.parent) < needed:
+            raise disk_full(path.parent, needed, f"the checkpoint {path.name}",
+                            " Nothing was lost: the model in memory is unchanged; to keep it, save it elsewhere with "
+                            "helpers.train.save_checkpoint('<a folder on another disk>/" + path.name + "', model).") from error
+        if isinstance(error, OSError):
+            raise OSError(f"{path}: the checkpoint could not be saved ({error}); the previous one, if any, is unchanged") from error
+        raise
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def set_aside(path: str | Path, problem: str) -> Path:
+    """Rename a damaged file or folder to <name>.damaged-<date>-<time> (never delete it), say so, and return the new path."""
+    path = Path(path)
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    path.replace(aside)
+    print(f"{path} is damaged ({problem}); moved aside to {aside.name} (delete it once you no longer need it); making it again")
+    return aside
+
+
+WAIT_REPORT_S = 60  # while another process holds a lock, say every minute that this one still waits
+
+
+@contextmanager
+def exclusive(lock_path: str | Path, what: str):
+    """Hold a file lock on `lock_path` while doing `what` (e.g. "pretraining the course's BERT").
+
+    A process that finds it held says who holds it (process, machine, since when: the holder writes
+    that beside the lock) and that it waits, then says so again every WAIT_REPORT_S seconds.
+    """
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)  # older filelock releases do not create it
+    holder_file = lock_path.with_name(lock_path.name + ".holder")
+    lock = FileLock(lock_path)
+    started = time.monotonic()
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        try:
+            holder = holder_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = "a process that did not say who it is"
+        print(f"Waiting: {holder} is {what} ({lock_path} is locked); this one loads the result when it is done.", flush=True)
+        while True:
+            try:
+                lock.acquire(timeout=WAIT_REPORT_S)
+                break
+            except Timeout:
+                print(f"  still waiting for {holder} ({time.monotonic() - started:.0f} s so far)", flush=True)
+    try:
+        try:
+            holder_file.write_text(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%H:%M:%S')})", encoding="utf-8")
+        except OSError:
+            pass  # the note is a courtesy; the lock is what matters
+        yield
+    finally:
+        holder_file.unlink(missing_ok=True)
+        lock.release()
 
 
 def _remove_stray_temporaries(path: Path) -> None:
@@ -326,6 +435,15 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         raise FileNotFoundError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        if found is None:
+            raise CheckpointError(f"{path}: not a readable checkpoint (UnpicklingError: {str(error).splitlines()[0]})") from None
+        raise CheckpointError(  # torch's own message goes on to suggest weights_only=False: never ours to give
+            f"{path}: holds a Python object of type {found.group(1)}, which a safe load (weights_only=True) refuses because "
+            f"loading it could run code. helpers.train.save_checkpoint stores only {SAFE_TYPES}: save the model again "
+            "with it, or load the file with the tool that wrote it"
+        ) from None
     except Exception as error:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from error
     _check_format(path, state)
@@ -358,6 +476,9 @@ def _check_integrity(path: Path, state: dict) -> None:
     if record is None:
         print(f"{path}: written by an older version of the course, without checksums: loaded unverified (save it again to add them)")
         return
+    if isinstance(record.get("version"), int) and record["version"] > FORMAT_VERSION:
+        print(f"{path}: written by a newer version of the course (checkpoint format {record['version']}; this copy knows "
+              f"formats up to {FORMAT_VERSION}): its tensors are checked and loaded; update the course (git pull) to use all of it")
     stored = dict(record.get("sha256", {}))
     actual = _checksums({key: value for key, value in state.items() if key != CHECKSUMS})
     for where in [*stored, *actual]:

@@ -1,6 +1,7 @@
 """Lesson 05's pretrained ResNet-18: the weights API when possible, else the course's own, cached."""
 
 import os
+import re
 import subprocess
 import sys
 import urllib.error
@@ -213,4 +214,5 @@ def test_two_processes_at_once_pretrain_once_and_both_get_the_network(data_root,
     assert log.read_text(encoding="utf-8").splitlines() == ["pretrained"], outputs
     together = "".join(outputs)
     assert together.count("Saved the pretrained ResNet-18") == 1 and together.count("from " + str(data_root / "checkpoints")) == 1
-    assert "Another process is pretraining this ResNet-18" in together, "the waiting process should say why it waits"
+    assert re.search(r"Waiting: process \d+ on \S+ \(since [\d:]+\) is pretraining the ResNet-18", together), \
+        "the waiting process should say for whom it waits"
