@@ -207,8 +207,11 @@ def course_language_model(budget: Budget | None = None, progress: bool = True) -
     path = root / budget.name()
     if _cache_is_sound(path):
         return path
-    # A read-only or full checkpoint root fails now, not after the pretraining (the model, twice over for the tokenizer and slack).
-    train.check_writable(path / "config.json", 2 * _bert_bytes(budget) + (4 << 20))
+    # A read-only or full checkpoint root fails now, not after the pretraining.
+    train.check_writable(path / "config.json")
+    needed = 2 * _bert_bytes(budget) + (4 << 20)  # the weights, room to spare, and the tokenizer's files
+    if train.free_bytes(root) < needed:
+        raise train.disk_full(root, needed, f"the pretrained BERT {path.name}")
     root.mkdir(parents=True, exist_ok=True)
     with train.exclusive(str(path) + ".lock", f"pretraining the course's BERT {path.name}"):
         if _cache_is_sound(path):  # another process pretrained it while this one waited
@@ -234,12 +237,12 @@ def course_language_model(budget: Budget | None = None, progress: bool = True) -
             if path.exists():  # a folder without training.json: an older, interrupted copy
                 shutil.rmtree(path)
             os.replace(temporary, path)
-        except (OSError, RuntimeError) as error:
+        except Exception as error:  # OSError, or safetensors' own error for a full disk
             _UNSAVED[path.name] = (model, tokenizer, record)
             kept = (" Nothing is lost: the pretrained model is kept in memory. Run this cell again once there is room, or after "
                     "os.environ['COURSE_CHECKPOINT_ROOT'] = '<a folder on another disk>', and it is saved without pretraining again.")
-            if train.is_disk_full(error) or train.free_bytes(root) < 2 * _bert_bytes(budget):
-                raise train.disk_full(root, 2 * _bert_bytes(budget), f"the pretrained BERT {path.name}", kept) from error
+            if train.is_disk_full(error) or "No space left" in str(error) or train.free_bytes(root) < needed:
+                raise train.disk_full(root, needed, f"the pretrained BERT {path.name}", kept) from error
             raise OSError(f"{path}: the pretrained BERT could not be saved ({error}).{kept}") from error
         finally:
             shutil.rmtree(temporary, ignore_errors=True)

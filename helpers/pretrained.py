@@ -130,12 +130,14 @@ def course_pretrained_resnet18(progress: bool = True, classes: tuple[int, ...] =
                     meta = _pretrain_on_fashion_mnist(model, n_images, epochs, progress, classes, train_set)
                 try:
                     train.save_checkpoint(path, model, **meta)
-                except OSError:
+                except OSError as error:
                     _UNSAVED[path.name] = {**meta, "state": {k: v.clone() for k, v in model.state_dict().items()}}
-                    print("Nothing is lost: the pretrained ResNet-18 is kept in memory. Run this cell again once there is room, "
-                          "or after os.environ['COURSE_CHECKPOINT_ROOT'] = '<a folder on another disk>', and it is saved "
-                          "without pretraining again.")
-                    raise
+                    kept = (" Nothing is lost: the pretrained ResNet-18 is kept in memory. Run this cell again once there is room, "
+                            "or after os.environ['COURSE_CHECKPOINT_ROOT'] = '<a folder on another disk>', and it is saved "
+                            "without pretraining again.")
+                    if isinstance(error, train.DiskFullError):
+                        raise train.disk_full(path.parent, train.checkpoint_bytes(model), f"the checkpoint {path.name}", kept) from error
+                    raise OSError(f"{error}.{kept}") from error
                 print(f"Saved the pretrained ResNet-18 to {path}; later runs load it from there.")
     which = "Fashion-MNIST" if not subset else f"Fashion-MNIST's {', '.join(FASHION_CLASSES[c] for c in classes)}"
     source = (

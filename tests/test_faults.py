@@ -19,7 +19,9 @@ import hashlib
 import http.server
 import multiprocessing
 import os
+import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -44,6 +46,7 @@ TIMEOUT_S = 0.5  # the course's network timeout, in these tests
 STALL_MAX_S = 20  # a stalling request is released after this, or when the test ends
 MAX_REQUESTS = 60
 BOUND_S = 15  # a load that has not ended after this counts as a hang
+TRICKLE_S = 0.2  # a trickling server sends one byte this often (less than TIMEOUT_S, so no read ever times out)
 
 
 # --- the misbehaving server -------------------------------------------------------------------
@@ -84,6 +87,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             _, mode, name = self.path.split("/", 2)
         if mode == "stall":
             self.server.release.wait(STALL_MAX_S)
+            return
+        if mode == "trickle":  # the whole file promised, then one byte every TRICKLE_S: each byte resets a read timeout
+            content = self.server.files.get(name, b"")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            for i in range(len(content) if body else 0):
+                if self.server.release.wait(TRICKLE_S):
+                    return
+                try:
+                    self.wfile.write(content[i : i + 1])
+                    self.wfile.flush()
+                except OSError:  # the client gave up
+                    return
             return
         if mode == "html":
             page = b"<!DOCTYPE html><html><body>Sign in to the school Wi-Fi</body></html>"
@@ -564,3 +582,335 @@ def test_mnist_downloads_through_the_proxy(mirror, data_root, monkeypatch, capsy
     dataset = within(BOUND_S, data.load_mnist, False)[0]
     assert dataset.source == "the full dataset, downloaded" and len(dataset) == 1000
     assert "GET http://mnist-mirror.invalid/mnist/t10k-images-idx3-ubyte.gz" in mirror.log
+
+
+# === Round 2 (issue 28): full disks, trickling servers, damaged caches, files teachers make =========
+
+def tiny_budget():
+    from helpers import lm
+
+    return lm.Budget(lines=300, steps=2, batch_size=8, layers=1, hidden=32, heads=2, vocab_size=1000, max_length=32,
+                     domain_sentences=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real small disk: a tmpfs of `size` bytes mounted on a new folder (the kernel answers ENOSPC when it is full).
+
+    Mounting needs root in a container that allows it (CI's machine does); elsewhere the test is skipped, saying why.
+    """
+    mounted = []
+
+    def make(size: int, name: str = "small-disk") -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        step = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+        if step.returncode != 0:
+            pytest.skip(f"cannot mount a {size:,}-byte tmpfs here ({step.stderr.strip() or 'mount failed'})")
+        mounted.append(folder)
+        return folder
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture
+def fake_fashion_pretraining(monkeypatch):
+    """Lesson 05/06's ResNet pretraining replaced by a quick stand-in that marks the network; returns the list of its calls."""
+    from types import SimpleNamespace
+
+    calls = []
+
+    def quick(model, n_images, epochs, progress, classes, train_set):
+        calls.append(n_images)
+        with torch.no_grad():
+            model.fc.bias.fill_(0.25)
+        return {"images": n_images, "epochs": epochs, "fashion_test_accuracy": 0.5, "mean": 0.3, "std": 0.4}
+
+    fake = SimpleNamespace(data=torch.zeros(100, 28, 28, dtype=torch.uint8), targets=torch.arange(100) % 10)
+    monkeypatch.setattr(pretrained.data, "load_fashion_mnist", lambda train=True: fake)
+    monkeypatch.setattr(pretrained, "_pretrain_on_fashion_mnist", quick)
+    monkeypatch.setattr(pretrained, "_UNSAVED", {}, raising=False)
+    return calls
+
+
+@pytest.fixture
+def counted_bert_pretraining(tmp_path, monkeypatch):
+    """lm.pretrain, really run (on a tiny budget), counted; the checkpoint root is a fresh folder."""
+    from helpers import lm
+
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(tmp_path / "checkpoints"))
+    monkeypatch.setattr(lm, "_UNSAVED", {}, raising=False)
+    calls, real = [], lm.pretrain
+
+    def counted(budget, progress=True):
+        calls.append(budget)
+        return real(budget, progress=False)
+
+    monkeypatch.setattr(lm, "pretrain", counted)
+    return calls
+
+
+# --- 1. a full disk when the trained model is saved ------------------------------------------------
+
+
+def test_a_full_checkpoint_disk_stops_the_resnet_pretraining_before_it_starts(data_root, small_disk, fake_fashion_pretraining, monkeypatch):
+    root = small_disk(1 << 20)  # 1 MiB; a ResNet-18 checkpoint needs about 43 MiB
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(root))
+    with pytest.raises(train.DiskFullError, match=rf"the disk holding {root} is full: the checkpoint resnet18-\S+ needs about 4\d\.\d MiB"):
+        pretrained.course_pretrained_resnet18(progress=False)
+    assert fake_fashion_pretraining == [], "the minutes of pretraining were spent before finding there is no room for the result"
+
+
+def test_a_disk_that_fills_during_the_save_loses_nothing(data_root, small_disk, fake_fashion_pretraining, tmp_path, monkeypatch, capsys):
+    """Another program took the space between the check and the save: the course's own error, and the model kept."""
+    root = small_disk(1 << 20)
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(root))
+    monkeypatch.setattr(train, "check_writable", lambda path, needed_bytes=None: Path(path).parent)  # the check passed, then the disk filled
+    with pytest.raises(train.DiskFullError, match=rf"the disk holding {root} is full: the checkpoint resnet18-\S+ needs about 4\d\.\d MiB, "
+                                                  r"1\.0 MiB are free\..* Nothing is lost: the pretrained ResNet-18 is kept in memory"):
+        pretrained.course_pretrained_resnet18(progress=False)
+    assert [name for name in os.listdir(root) if not name.endswith(".lock")] == [], "a temporary file was left on the full disk"
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(tmp_path / "roomy"))  # what the message tells the learner to do
+    again = pretrained.course_pretrained_resnet18(progress=False)
+    assert fake_fashion_pretraining == [100], "pretrained twice: the first network was lost with the failed save"
+    assert torch.equal(again.model.fc.bias, torch.full((10,), 0.25)) and len(list((tmp_path / "roomy").glob("resnet18-*.pt"))) == 1
+    assert "pretrained earlier in this session" in capsys.readouterr().out
+
+
+def test_a_full_disk_stops_the_bert_pretraining_before_it_starts(small_disk, counted_bert_pretraining, monkeypatch):
+    from helpers import lm
+
+    root = small_disk(1 << 20)  # needs twice the model plus 4 MiB
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(root))
+    with pytest.raises(train.DiskFullError, match=rf"the disk holding {root} is full: the pretrained BERT bert-\S+ needs about 4\.\d MiB"):
+        lm.course_language_model(tiny_budget(), progress=False)
+    assert counted_bert_pretraining == []
+
+
+def test_a_bert_save_that_fills_the_disk_keeps_the_model_for_the_next_try(small_disk, counted_bert_pretraining, tmp_path, monkeypatch, capsys):
+    from helpers import lm
+
+    root = small_disk(64 << 10)
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(root))
+    monkeypatch.setattr(train, "free_bytes", lambda folder: 1 << 40)  # the disk looked free at the check; then it filled
+    with pytest.raises(train.DiskFullError, match=rf"the disk holding {root} is full: the pretrained BERT \S+ needs about 4\.\d MiB.*Nothing is lost"):
+        lm.course_language_model(tiny_budget(), progress=False)
+    assert [p.name for p in root.iterdir() if not p.name.endswith((".lock", ".holder"))] == [], "a half-written model folder was left behind"
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(tmp_path / "roomy"))
+    path = lm.course_language_model(tiny_budget(), progress=False)
+    assert len(counted_bert_pretraining) == 1 and "pretrained earlier in this session" in capsys.readouterr().out
+    assert lm._cache_is_sound(path), "the folder saved from memory should carry its checksums"
+
+
+# --- 2. a full disk while fetching data ----------------------------------------------------------
+
+
+def test_a_download_onto_a_full_disk_is_blamed_on_the_disk_not_the_mirror(mirror, small_disk, monkeypatch, capsys):
+    root = small_disk(64 << 10)
+    monkeypatch.setenv("COURSE_DATA_ROOT", str(root))
+    mirror.use("ok", "ok")
+    dataset = within(BOUND_S, data.load_mnist, False)[0]
+    out = capsys.readouterr().out
+    assert len(dataset) == 1000 and "embedded sample" in dataset.source and f"the disk holding {root / 'MNIST' / 'raw'} is full" in dataset.source
+    assert [line for line in mirror.log if line.startswith("GET")] == ["GET /ok/train-images-idx3-ubyte.gz"], "another mirror was tried for a full disk"
+    assert data._failed_hosts == {} and "trying the next mirror" not in out
+    assert leftovers(root) == [], "a partial download was left on the full disk"
+
+
+def test_a_disk_that_fills_while_unpacking_is_not_blamed_on_the_file(mirror, small_disk, packed_sample, monkeypatch):
+    packed = len(packed_sample["train-images-idx3-ubyte.gz"])
+    root = small_disk(packed + (256 << 10))  # room for the download, not for the 3.1 MB it unpacks to
+    monkeypatch.setenv("COURSE_DATA_ROOT", str(root))
+    mirror.use("ok")
+    dataset = within(BOUND_S, data.load_mnist, False)[0]
+    assert "embedded sample" in dataset.source and "no room for unpacking train-images-idx3-ubyte.gz" in dataset.source
+    assert "not a readable gzip file" not in dataset.source and data._failed_hosts == {}
+    assert leftovers(root) == []
+
+
+def test_debians_fashion_mnist_is_read_in_place_when_the_disk_is_full(data_root, small_disk, fake_debian, monkeypatch, capsys):
+    root = small_disk(64 << 10)
+    monkeypatch.setenv("COURSE_DATA_ROOT", str(root))
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", fake_debian)
+    dataset = data.load_fashion_mnist(train=True)
+    assert len(dataset) == 60_000 and f"read in place from {fake_debian}" in dataset.source
+    assert f"the disk holding {root / 'FashionMNIST' / 'raw'} is full" in capsys.readouterr().out
+    assert leftovers(root) == []
+
+
+# --- 3. a server that trickles ---------------------------------------------------------------------
+
+
+def test_the_per_file_deadline_holds_against_a_trickle(mirror, tmp_path, monkeypatch, capsys):
+    """One byte every 0.2 s never lets a 0.5 s read timeout expire; the 2 s deadline must still end the download."""
+    monkeypatch.setattr(data, "PROGRESS_EVERY_S", 0.5)
+    url = mirror.url("trickle") + "t10k-labels-idx1-ubyte.gz"  # about 500 bytes: 100 s at this pace
+    folder = tmp_path / "download"
+    folder.mkdir()
+    with pytest.raises(data.DownloadError, match=r"127.0.0.1 was still sending after 2 s \(\d+ bytes so far\)"):
+        within(BOUND_S, lambda: data.download(url, folder / "labels", deadline=2.0))
+    assert re.search(r"127.0.0.1: \d+ of \d+ bytes of t10k-labels-idx1-ubyte.gz after \d+ s", capsys.readouterr().out), "no progress shown"
+    assert list(folder.iterdir()) == [], "the partial download was left behind"
+
+
+def test_a_trickle_ends_within_the_deadline_plus_one_read(mirror, tmp_path):
+    url = mirror.url("trickle") + "t10k-labels-idx1-ubyte.gz"
+    started = time.monotonic()
+    with pytest.raises(data.DownloadError):
+        within(BOUND_S, lambda: data.download(url, tmp_path / "labels", deadline=2.0))
+    assert time.monotonic() - started < 2.0 + TIMEOUT_S + 1.0
+
+
+# --- 4. checkpoints the course could not read back ------------------------------------------------
+
+
+def test_checkpoint_extras_are_made_plain_or_refused_when_saving(tmp_path):
+    model = two_layers()
+    train.save_checkpoint(tmp_path / "ok.pt", model, best_accuracy=np.float64(0.97), epoch=np.int64(3), folder=tmp_path, curve=[np.float32(0.5)])
+    extras = train.load_checkpoint(tmp_path / "ok.pt", model)
+    assert extras == {"best_accuracy": 0.97, "epoch": 3, "folder": str(tmp_path), "curve": [0.5]} and type(extras["epoch"]) is int
+    with pytest.raises(TypeError, match=r"bad.pt: the extra 'history'\[1\] is a builtins.slice, which a safe load .* refuses"):
+        train.save_checkpoint(tmp_path / "bad.pt", model, history=[1, slice(2)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.pt"], "a file was written before the refusal"
+
+
+def test_a_checkpoint_from_a_newer_course_loads_with_a_note(tmp_path, monkeypatch, capsys):
+    with monkeypatch.context() as newer:
+        newer.setattr(train, "FORMAT_VERSION", train.FORMAT_VERSION + 1)
+        train.save_checkpoint(tmp_path / "new.pt", two_layers())
+    train.load_checkpoint(tmp_path / "new.pt", two_layers(seed=1))
+    assert f"written by a newer version of the course (checkpoint format {train.FORMAT_VERSION + 1}" in capsys.readouterr().out
+
+
+# --- 5. damaged model caches ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "one exponent bit flipped"])
+def test_a_damaged_bert_cache_is_set_aside_and_pretrained_again(counted_bert_pretraining, damage, capsys):
+    from transformers import BertForMaskedLM
+
+    from helpers import lm
+
+    path = lm.course_language_model(tiny_budget(), progress=False)
+    weights = path / "model.safetensors"
+    content = bytearray(weights.read_bytes())
+    if damage == "cut in half":
+        del content[len(content) // 2 :]
+    else:
+        content[-1] ^= 0x40  # the top exponent bit of the last float32: a weight of about 1e38 times what it was
+    weights.write_bytes(bytes(content))
+    assert lm.course_language_model(tiny_budget(), progress=False) == path
+    out = capsys.readouterr().out
+    assert len(counted_bert_pretraining) == 2, "the damaged model was used"
+    assert "model.safetensors does not match its SHA-256" in out and "moved aside to" in out
+    assert len(list(path.parent.glob(path.name + ".damaged-*"))) == 1, "the damaged folder should be kept, aside"
+    assert all(torch.isfinite(p).all() and p.abs().max() < 1e3 for p in BertForMaskedLM.from_pretrained(path).parameters())
+
+
+def test_a_damaged_resnet_cache_is_set_aside_and_pretrained_again(data_root, fake_fashion_pretraining, capsys):
+    pretrained.course_pretrained_resnet18(progress=False)
+    (path,) = config.checkpoint_root().glob("resnet18-*.pt")
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    again = pretrained.course_pretrained_resnet18(progress=False)
+    out = capsys.readouterr().out
+    assert fake_fashion_pretraining == [100, 100] and torch.equal(again.model.fc.bias, torch.full((10,), 0.25))
+    assert f"{path} is damaged" in out and len(list(path.parent.glob(path.name + ".damaged-*"))) == 1
+
+
+# --- 6. a labels file saved by Excel ----------------------------------------------------------------
+
+
+def test_a_labels_file_saved_by_excel_with_a_bom_is_read(digits):
+    labels = digits / "labels.csv"
+    text = labels.read_text(encoding="utf-8")
+    labels.write_bytes(b"\xef\xbb\xbf" + text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"))  # Excel's "CSV UTF-8"
+    assert data.audit_image_folder(digits) == []
+    assert len(data.ImageCSVDataset(digits)) == len(text.splitlines()) - 1
+
+
+# --- 7. Debian's files damaged ----------------------------------------------------------------------
+
+
+def test_a_damaged_debian_file_falls_back_to_the_sample_and_copies_nothing(data_root, fake_debian, tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "debian-broken"
+    shutil.copytree(fake_debian, broken)
+    labels = broken / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[: len(labels.read_bytes()) // 2])
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST", broken)
+    dataset = data.load_fashion_mnist(train=True)
+    assert len(dataset) == 4_000 and "embedded sample" in dataset.source and "Debian's copy is damaged" in dataset.source
+    assert "t10k-labels-idx1-ubyte.gz" in capsys.readouterr().out
+    assert not any((data_root / "FashionMNIST").rglob("*-ubyte")), "half of Debian's copy was left in the data root"
+
+
+# --- 8. a data root that is a link to a share that is not mounted -----------------------------------
+
+
+def test_a_data_root_that_is_a_broken_link_is_named_and_nothing_is_created(mirror, tmp_path, monkeypatch):
+    target = tmp_path / "share" / "course-data"  # the share is not mounted: nothing there
+    link = tmp_path / "course-data-link"
+    link.symlink_to(target)
+    monkeypatch.setenv("COURSE_DATA_ROOT", str(link))
+    monkeypatch.delenv("COURSE_CHECKPOINT_ROOT", raising=False)
+    mirror.use("ok")
+    dataset = within(BOUND_S, data.load_mnist, False)[0]
+    assert len(dataset) == 1000 and "embedded sample" in dataset.source
+    assert f"{link} is a link to {target}, which does not exist" in dataset.source
+    assert not (tmp_path / "share").exists() and mirror.log == [], "downloaded onto the local disk instead of the share"
+    with pytest.raises(PermissionError, match="which does not exist .*nothing is created there"):
+        train.check_writable(config.checkpoint_root() / "model.pt")
+
+
+# --- 9. a dead proxy, and TLS broken by a portal ---------------------------------------------------
+
+
+def test_a_dead_proxy_is_named_instead_of_the_mirror(mirror, data_root, monkeypatch):
+    with socket.socket() as probe:  # a port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed}")
+    url = "http://mnist-mirror.invalid/mnist/t10k-labels-idx1-ubyte.gz"
+    why = within(BOUND_S, data.why_unreachable, url)[0]
+    assert why.startswith(f"cannot reach the proxy http://127.0.0.1:{closed} (set by HTTP_PROXY) on the way to mnist-mirror.invalid"), why
+    with pytest.raises(data.DownloadError, match=rf"cannot reach the proxy http://127.0.0.1:{closed}"):
+        within(BOUND_S, data.download, url, data_root / "labels")
+
+
+def test_a_failed_secure_connection_says_a_login_page_may_be_in_the_way(mirror):
+    url = f"https://127.0.0.1:{mirror.server_port}/ok/t10k-labels-idx1-ubyte.gz"  # this server speaks plain HTTP: TLS fails
+    why = within(BOUND_S, data.why_unreachable, url)[0]
+    assert why is not None and "the secure connection failed" in why and "Wi-Fi login page" in why, why
+
+
+# --- 10. waiting for another process's pretraining -------------------------------------------------
+
+HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+from helpers import train
+with train.exclusive(sys.argv[1], "pretraining the course's BERT"):
+    Path(sys.argv[2]).write_text("holding", encoding="utf-8")
+    time.sleep(float(sys.argv[3]))
+"""
+
+
+def test_waiting_for_another_process_says_for_whom_and_keeps_saying_it(counted_bert_pretraining, tmp_path, monkeypatch, capsys):
+    from helpers import lm
+
+    path = config.checkpoint_root() / tiny_budget().name()
+    ready = tmp_path / "holding.txt"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(path) + ".lock", str(ready), "2.5"])
+    deadline = time.monotonic() + 60
+    while not ready.exists() and time.monotonic() < deadline and holder.poll() is None:
+        time.sleep(0.05)
+    assert ready.exists(), "the process holding the lock did not start"
+    monkeypatch.setattr(train, "WAIT_REPORT_S", 0.5)
+    lm.course_language_model(tiny_budget(), progress=False)
+    assert holder.wait(timeout=60) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"Waiting: process {holder.pid} on \S+ \(since [\d:]+\) is pretraining the course's BERT", out), out
+    assert f"still waiting for process {holder.pid}" in out and len(counted_bert_pretraining) == 1

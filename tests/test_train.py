@@ -1,6 +1,7 @@
 import os
 import pickle
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -291,3 +292,19 @@ def test_fit_says_when_the_weights_broke_before_the_loss():
     x[:16] *= 1000  # the first batch: large gradients, at a learning rate of 1e38
     with pytest.raises(FloatingPointError, match=r"batch 1 \(optimiser step 1\).* the weight '0.weight' .* is already not finite"):
         train.fit(model, train.tensor_loader(x, y, 16), optimizer, epochs=1, scheduler=scheduler, progress=False)
+
+
+def test_a_full_disk_during_a_save_names_the_folder_and_leaves_the_model(tmp_path, monkeypatch):
+    """A disk that fills inside torch.save raises a RuntimeError naming no file; the course turns it into its own error."""
+    model = small_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def disk_full_save(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", disk_full_save)
+    monkeypatch.setattr(train, "free_bytes", lambda folder: 1024)  # what the full disk reports after the failed write
+    monkeypatch.setattr(train, "check_writable", lambda path, needed_bytes=None: Path(path).parent)
+    with pytest.raises(train.DiskFullError, match=rf"the disk holding {tmp_path} is full: the checkpoint m.pt needs about 0\.\d+ MiB.*model in memory is unchanged"):
+        train.save_checkpoint(tmp_path / "m.pt", model)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and list(tmp_path.iterdir()) == []
