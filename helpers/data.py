@@ -158,7 +158,8 @@ def verify_samples(subfolder: str = "") -> int:
         if actual != digest:
             raise DataError(
                 f"{path}: checksum mismatch (expected sha256 {digest}, got {actual}); "
-                "the file was changed: restore it with `git checkout -- data/samples`"
+                "the file was changed (or its line endings converted, as Git for Windows did before the course's .gitattributes): "
+                "delete the data/samples folder, then restore it with `git checkout -- data/samples`"
             )
         checked += 1
     if checked == 0:

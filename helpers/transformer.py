@@ -27,12 +27,16 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
     """softmax(q kᵀ / √d + masked) v for q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv).
 
     `mask` (broadcastable to (..., Lq, Lk)) is True where attending is allowed; a masked score is
-    set to -inf before the softmax, so it gets a weight of exactly 0. Returns (output, weights).
+    set to -inf before the softmax, so it gets a weight of exactly 0. A query allowed no key at all
+    gets weights 0 and output 0 (the softmax of nothing but -inf is 0/0), as
+    `F.scaled_dot_product_attention` gives; `nn.MultiheadAttention` gives NaN there. Returns (output, weights).
     """
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     return weights @ v, weights
 
 
