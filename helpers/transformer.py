@@ -161,19 +161,29 @@ class EncoderBlock(nn.Module):
 
 
 class TransformerClassifier(nn.Module):
-    """Token embeddings plus positions, `layers` encoder blocks, a final LayerNorm, and a linear head
-    reading the first token ([CLS]), which attends to the whole sentence."""
+    """Token embeddings plus positions, `layers` encoder blocks, a final LayerNorm, and a linear head.
+
+    pooling "cls" reads the first token ([CLS]), which attends to the whole sentence; "mean" averages
+    the outputs at the real tokens. positions "none" adds no positions (a control: attention then
+    sees a set of tokens, lesson 08).
+    """
 
     def __init__(self, vocab_size: int, num_classes: int = 2, d_model: int = 64, heads: int = 4, d_ff: int = 128,
-                 layers: int = 2, max_length: int = 256, positions: str = "learned", dropout: float = 0.1, pad_id: int = 0):
+                 layers: int = 2, max_length: int = 256, positions: str = "learned", dropout: float = 0.1, pad_id: int = 0,
+                 pooling: str = "cls"):
         super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', not {pooling!r}")
+        self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
         if positions == "learned":
             self.positions = nn.Parameter(torch.randn(max_length, d_model) * 0.02)
         elif positions == "sinusoidal":
             self.register_buffer("positions", sinusoidal_positions(max_length, d_model))
+        elif positions == "none":
+            self.register_buffer("positions", torch.zeros(max_length, d_model))
         else:
-            raise ValueError(f"positions must be 'learned' or 'sinusoidal', not {positions!r}")
+            raise ValueError(f"positions must be 'learned', 'sinusoidal' or 'none', not {positions!r}")
         self.blocks = nn.ModuleList(EncoderBlock(d_model, heads, d_ff, norm_first=True, dropout=dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -186,4 +196,8 @@ class TransformerClassifier(nn.Module):
         x = self.dropout(self.embedding(ids) + self.positions[: ids.shape[1]])
         for block in self.blocks:
             x = block(x, key_padding_mask=~mask)
-        return self.head(self.norm(x[:, 0]))
+        if self.pooling == "mean":
+            pooled = (x * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+        else:
+            pooled = x[:, 0]
+        return self.head(self.norm(pooled))
