@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter
+from nbclient.exceptions import CellTimeoutError
 from nbconvert.preprocessors import CellExecutionError, ExecutePreprocessor
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,8 @@ def run(path: Path) -> bool:
         ExecutePreprocessor(timeout=CELL_TIMEOUT_S, kernel_name="python3").preprocess(notebook, {"metadata": {"path": str(path.parent)}})
     except CellExecutionError as failure:
         error = f"{failure.ename}: {failure.evalue}" + ("" if failure.evalue else " (see the cell in the executed copy)")
+    except CellTimeoutError as failure:  # the outputs so far are still written: they show how far the lesson got
+        error = f"a cell ran longer than {CELL_TIMEOUT_S} s ({str(failure).splitlines()[0]})"
     seconds = time.perf_counter() - started
     BUILD.mkdir(exist_ok=True)
     nbformat.write(notebook, BUILD / path.name)
