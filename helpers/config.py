@@ -17,8 +17,8 @@ from __future__ import annotations
 import errno
 import os
 import platform
-import shutil
 import random
+import shutil
 import tempfile
 import warnings
 from pathlib import Path

@@ -526,15 +526,12 @@ def _debian_split(prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _from_debian(root: Path, train: bool, transform, why: str | None) -> tuple[datasets.FashionMNIST, str]:
     """Debian's Fashion-MNIST, copied into the data root when it can be written to and has room, else read in place."""
-    raw = root / "FashionMNIST" / "raw"
-    blocked = f"{root} is not a folder" if not root.is_dir() else config.why_not_writable(raw)
-    if blocked is None:
+    if root.is_dir() and config.why_not_writable(root / "FashionMNIST" / "raw") is None:
         try:
             _copy_debian_fashion_mnist(root)
             return _from_folder(datasets.FashionMNIST, root, train, transform), f"the full dataset of Debian's dataset-fashion-mnist (no download: {why})"
         except config.DiskFullError as error:
             print(f"FashionMNIST: not copied: {error}; reading Debian's files in place instead")
-            blocked = "its disk is full"
     in_place = f"the full dataset of Debian's dataset-fashion-mnist, read in place from {DEBIAN_FASHION_MNIST} (no download: {why})"
     return _debian_in_place(train, transform), in_place
 

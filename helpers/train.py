@@ -300,6 +300,8 @@ SAFE_TYPES = "numbers, strings, bools, None, tensors, and lists, tuples and dict
 def _plain(value, where: str):
     """`value` with NumPy scalars made Python numbers and paths made strings; anything else that a safe load
     (`torch.load(..., weights_only=True)`) would refuse raises a TypeError naming `where` and the type."""
+    if value is None or isinstance(value, (torch.Tensor, str, bytes, bool, int, float)):
+        return value
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, os.PathLike):
