@@ -300,10 +300,10 @@ SAFE_TYPES = "numbers, strings, bools, None, tensors, and lists, tuples and dict
 def _plain(value, where: str):
     """`value` with NumPy scalars made Python numbers and paths made strings; anything else that a safe load
     (`torch.load(..., weights_only=True)`) would refuse raises a TypeError naming `where` and the type."""
-    if value is None or isinstance(value, (torch.Tensor, str, bytes, bool, int, float)):
-        return value
-    if isinstance(value, np.generic):
+    if isinstance(value, np.generic):  # before the plain types: NumPy's float64 is also a float
         return value.item()
+    if value is None or type(value) in (str, bytes, bool, int, float) or isinstance(value, torch.Tensor):
+        return value
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if type(value) in (list, tuple):
