@@ -20,6 +20,7 @@ import platform
 import random
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -171,6 +172,21 @@ def disk_full(folder: str | Path, needed: int | None, what: str, then: str = "")
         f"the disk holding {folder} is full: {need}{free_bytes(folder) / 2**20:,.1f} MiB are free. Free some space, or set "
         f"COURSE_CHECKPOINT_ROOT (checkpoints) or COURSE_DATA_ROOT (datasets) to a folder on another disk, and run again.{then}"
     )
+
+
+STALE_AFTER_S = 3600  # a temporary file older than this was left by an interrupted download, copy or save
+
+
+def remove_stale(candidates, why: str) -> None:
+    """Remove the files among `candidates` that are older than STALE_AFTER_S (never a recent one: another
+    process may still be writing it), saying so; `why` names what left them ("an interrupted save")."""
+    for stray in candidates:
+        try:
+            if time.time() - stray.stat().st_mtime > STALE_AFTER_S:
+                stray.unlink()
+                print(f"removed {stray}, left by {why}")
+        except FileNotFoundError:  # gone already: another process cleaned it
+            pass
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:

@@ -463,7 +463,7 @@ def _download(cls, root: Path) -> str | None:
     """Fetch the files of `cls` missing from the data root, trying each mirror in turn; None on success, else why not."""
     raw = root / cls.__name__ / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(raw)
+    config.remove_stale([*raw.glob(".*.download"), *raw.glob(".*.tmp"), *raw.glob("*.partial")], "an interrupted download or copy")
     for filename, md5 in cls.resources:
         target = raw / filename.removesuffix(".gz")
         if target.is_file():
@@ -493,17 +493,6 @@ def _download(cls, root: Path) -> str | None:
     if problems:  # the MD5s matched, so this would be a wrong entry in torchvision's list
         return _set_aside(cls, problems)
     return None
-
-
-def _remove_stale_temporaries(folder: Path, older_than_s: float = 3600) -> None:
-    """Remove what a killed download or copy left in `folder` (never a recent file: another process may be writing it)."""
-    for stray in [*folder.glob(".*.download"), *folder.glob(".*.tmp"), *folder.glob("*.partial")]:
-        try:
-            if time.time() - stray.stat().st_mtime > older_than_s:
-                stray.unlink()
-                print(f"removed {stray}, left by an interrupted download or copy")
-        except FileNotFoundError:
-            pass
 
 
 def _debian_split(prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -544,7 +533,7 @@ def _copy_debian_fashion_mnist(root: Path) -> None:
     """
     raw = root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(raw)
+    config.remove_stale([*raw.glob(".*.download"), *raw.glob(".*.tmp"), *raw.glob("*.partial")], "an interrupted download or copy")
     for prefix in ("train", "t10k"):
         _debian_split(prefix)
     for prefix in ("train", "t10k"):

@@ -226,7 +226,6 @@ def precision_recall_f1(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
 
 CHECKSUMS = "course_checkpoint"  # the key under which save_checkpoint stores its format version and checksums
 FORMAT_VERSION = 2
-STRAY_AFTER_S = 3600  # a temporary file of an interrupted save older than this is removed by the next save
 
 
 class CheckpointError(ValueError):
@@ -340,7 +339,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
     needed = sum(t.numel() * t.element_size() for _, t in _tensors(state, "")) + (64 << 10)
     check_writable(path, needed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stray_temporaries(path)
+    config.remove_stale([*path.parent.glob(f".{path.name}.*.tmp"), path.with_name(path.name + ".partial")], "an interrupted save")
     state[CHECKSUMS] = {"version": FORMAT_VERSION, "sha256": _checksums(state)}
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as f:
         temporary = Path(f.name)
@@ -411,17 +410,6 @@ def exclusive(lock_path: str | Path, what: str):
     finally:
         holder_file.unlink(missing_ok=True)
         lock.release()
-
-
-def _remove_stray_temporaries(path: Path) -> None:
-    """Remove temporary files that an interrupted save of `path` left (older than STRAY_AFTER_S, so never a running save's)."""
-    for stray in [*path.parent.glob(f".{path.name}.*.tmp"), path.with_name(path.name + ".partial")]:
-        try:
-            if time.time() - stray.stat().st_mtime > STRAY_AFTER_S:
-                stray.unlink()
-                print(f"removed {stray.name}, left in {path.parent} by an interrupted save")
-        except FileNotFoundError:
-            pass
 
 
 def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, map_location="cpu") -> dict:

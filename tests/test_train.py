@@ -261,7 +261,7 @@ def test_stray_temporary_files_of_an_interrupted_save_are_removed_later(tmp_path
         os.utime(stray, (two_hours_ago, two_hours_ago))
     train.save_checkpoint(path, small_model())
     assert sorted(p.name for p in tmp_path.iterdir()) == [running.name, path.name], "a recent one may be another process's save"
-    assert capsys.readouterr().out.count("left in") == 2
+    assert capsys.readouterr().out.count("left by an interrupted save") == 2
 
 
 def test_check_writable_names_the_folder(tmp_path):
