@@ -16,7 +16,7 @@ def check_zero_fraction(exercise, dataset, zero_fraction) -> None:
         fail(exercise, "that is a percentage: give a fraction between 0 and 1")
     if abs(zero_fraction - (1 - expected)) < 1e-4:
         fail(exercise, "that is the fraction of pixels that are *not* zero")
-    verdict(abs(zero_fraction - expected) < 1e-4, exercise, "count the pixels equal to 0 in `dataset.data` and divide by the number of all pixels")
+    verdict(abs(zero_fraction - expected) < 1e-4, exercise, "a fraction of all pixels: which pixels in `dataset.data` count, and what do you divide by?")
 
 
 @titled("Exercise 00.2 (brightest class)")

@@ -19,7 +19,7 @@ def check_conv_arithmetic(exercise, out_size, n_params) -> None:
     require(out_size == expected_size, exercise, "use section 2's output-size formula with this layer's n, k, p and s; the division by the stride rounds down (floor)")
     if n_params == expected_params - 16:
         fail(exercise, "the bias adds one parameter per output channel")
-    verdict(n_params == expected_params, exercise, "every output channel has one k x k kernel for each input channel, plus its bias")
+    verdict(n_params == expected_params, exercise, "count what one output channel owns (its kernels, one per input channel, and its bias), then multiply by the number of output channels")
 
 
 @titled("Exercise 02.2 (top-k accuracy)")

@@ -77,7 +77,7 @@ def check_kaiming_conv(exercise, fan_in, kaiming_std) -> None:
         fail(exercise, "each output of a convolution sums over in_channels x kernel height x kernel width inputs, not in_channels alone")
     if fan_in == 32 * 3 * 3:
         fail(exercise, "that is the fan-out (out_channels x k x k); the forward pass sums over the inputs")
-    require(fan_in == expected_fan_in, exercise, "fan-in = in_channels x kernel height x kernel width")
+    require(fan_in == expected_fan_in, exercise, "fan-in counts the inputs that feed one output value: look at how many input channels, and how many pixels of each, one kernel covers")
     if isinstance(kaiming_std, (int, float)) and abs(kaiming_std - 2 / expected_fan_in) < 1e-9:
         fail(exercise, "that is the variance; the standard deviation is its square root")
     if isinstance(kaiming_std, (int, float)) and abs(kaiming_std - math.sqrt(1 / expected_fan_in)) < 1e-9:
