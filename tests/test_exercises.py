@@ -31,7 +31,7 @@ def test_zero_fraction(images, capsys):
     right = (images.data == 0).sum().item() / images.data.numel()
     exercises.check_zero_fraction(images, right)
     assert "correct" in capsys.readouterr().out
-    for wrong, hint in [(100 * right, "percentage"), (1 - right, "not"), (torch.tensor(right), "Python float"), (right + 0.01, "count the pixels")]:
+    for wrong, hint in [(100 * right, "percentage"), (1 - right, "not"), (torch.tensor(right), "Python float"), (right + 0.01, "which pixels in `dataset.data` count")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_zero_fraction(images, wrong)
 
