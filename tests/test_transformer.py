@@ -30,6 +30,19 @@ def test_attention_equals_scaled_dot_product_attention(dtype, mask_kind):
         assert (weights.masked_select(~mask.expand_as(weights)) == 0).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_query_allowed_no_key_gets_zero_as_in_scaled_dot_product_attention(dtype):
+    generator = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 2, 7, 8, generator=generator, dtype=dtype) * 3 for _ in range(3))
+    mask = torch.rand(2, 2, 7, 7, generator=generator) < 0.3
+    mask[0, 1, 4] = False  # this query may attend to nothing
+    ours, weights = transformer.attention(q, k, v, mask)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert not ours.isnan().any(), "the softmax of nothing but -inf is NaN unless the empty row is handled"
+    assert (ours - expected).abs().max() <= TOLERANCE[dtype] * expected.abs().max().clamp(min=1)
+    assert (weights[0, 1, 4] == 0).all() and (ours[0, 1, 4] == 0).all()
+
+
 def test_attention_scales_by_the_square_root_of_the_key_size():
     generator = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(2, 5, 16, generator=generator, dtype=torch.float64) for _ in range(3))
@@ -167,3 +180,29 @@ def test_copy_from_bert_rejects_a_block_of_another_size():
     bert = _bert()
     with pytest.raises(ValueError, match="shape"):
         transformer.EncoderBlock(16, 4, 64).copy_from_bert(bert.encoder.layer[0])
+
+
+def test_mean_pooling_ignores_padding_and_reads_every_real_token():
+    torch.manual_seed(0)
+    model = transformer.TransformerClassifier(50, d_model=16, heads=2, d_ff=32, layers=1, max_length=20, pooling="mean").eval()
+    ids = torch.randint(3, 50, (1, 6))
+    alone = model(ids, torch.ones(1, 6, dtype=torch.bool))
+    padded = model(torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1), torch.arange(10)[None] < 6)
+    assert (padded - alone).abs().max() < 1e-5, "a mean over the padding too would change with its amount"
+    last_changed = ids.clone()
+    last_changed[0, -1] = 3 if ids[0, -1] != 3 else 4
+    assert (model(last_changed, torch.ones(1, 6, dtype=torch.bool)) - alone).abs().max() > 1e-4, "the last real token counts"
+    with pytest.raises(ValueError, match="pooling"):
+        transformer.TransformerClassifier(50, pooling="max")
+
+
+def test_without_positions_a_shuffled_sentence_gets_the_same_mean_pooled_prediction():
+    torch.manual_seed(0)
+    options = dict(d_model=16, heads=2, d_ff=32, layers=2, max_length=20, pooling="mean", dropout=0.0)
+    ids = torch.randint(3, 50, (1, 8))
+    shuffled = ids[:, torch.randperm(8)]
+    mask = torch.ones(1, 8, dtype=torch.bool)
+    no_positions = transformer.TransformerClassifier(50, positions="none", **options).eval()
+    assert (no_positions(shuffled, mask) - no_positions(ids, mask)).abs().max() < 1e-5, "attention without positions sees a set"
+    learned = transformer.TransformerClassifier(50, **options).eval()
+    assert (learned(shuffled, mask) - learned(ids, mask)).abs().max() > 1e-4, "with positions, order matters"
