@@ -176,6 +176,11 @@ class TransformerClassifier(nn.Module):
             raise ValueError(f"pooling must be 'cls' or 'mean', not {pooling!r}")
         self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+        # Token vectors at the scale of the learned positions (std 0.02, as BERT and GPT-2 initialise both):
+        # nn.Embedding's default std 1 would leave each position 1/50 of its token's vector (lesson 08 measures it).
+        nn.init.normal_(self.embedding.weight, std=0.02)
+        with torch.no_grad():
+            self.embedding.weight[pad_id].zero_()
         if positions == "learned":
             self.positions = nn.Parameter(torch.randn(max_length, d_model) * 0.02)
         elif positions == "sinusoidal":

@@ -206,3 +206,12 @@ def test_without_positions_a_shuffled_sentence_gets_the_same_mean_pooled_predict
     assert (no_positions(shuffled, mask) - no_positions(ids, mask)).abs().max() < 1e-5, "attention without positions sees a set"
     learned = transformer.TransformerClassifier(50, **options).eval()
     assert (learned(shuffled, mask) - learned(ids, mask)).abs().max() > 1e-4, "with positions, order matters"
+
+
+def test_token_vectors_start_at_the_scale_of_the_positions():
+    torch.manual_seed(0)
+    model = transformer.TransformerClassifier(500, d_model=64, max_length=40)
+    tokens, positions = model.embedding.weight[1:].norm(dim=1).mean(), model.positions.norm(dim=1).mean()
+    # nn.Embedding's default (std 1) gives a ratio near 50: the positions would be lost in the token vectors
+    assert 0.5 < (tokens / positions).item() < 2, f"token vectors {tokens:.3f} against positions {positions:.3f}"
+    assert model.embedding.weight[0].abs().max() == 0, "the padding token's vector stays zero"
