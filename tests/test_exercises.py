@@ -622,3 +622,90 @@ def test_frequency_cross_entropy(capsys):
     ]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_frequency_cross_entropy(wrong)
+
+
+def test_top_p_keep(capsys):
+    def right(probabilities, p):
+        ranked, order = probabilities.sort(descending=True)
+        return torch.zeros_like(probabilities, dtype=torch.bool).scatter(0, order, ranked.cumsum(0) - ranked < p)
+
+    exercises.check_top_p_keep(right)
+    assert "correct" in capsys.readouterr().out
+
+    def one_too_few(probabilities, p):  # only the tokens before the mass reaches p
+        ranked, order = probabilities.sort(descending=True)
+        keep = ranked.cumsum(0) < p
+        keep[0] = True
+        return torch.zeros_like(probabilities, dtype=torch.bool).scatter(0, order, keep)
+
+    def unsorted(probabilities, p):  # adds them up in index order
+        return (probabilities.cumsum(0) - probabilities) < p
+
+    def argmax_only(probabilities, p):
+        return torch.zeros_like(probabilities, dtype=torch.bool).scatter(0, probabilities.argmax()[None], True)
+
+    for wrong, hint in [(one_too_few, "one token too few"), (unsorted, "most likely"), (argmax_only, "keep")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_top_p_keep(wrong)
+
+
+def test_bigram_held_out_loss(capsys):
+    def table(train_ids, V, smooth=1.0):
+        counts = torch.full((V, V), smooth)
+        counts.index_put_((train_ids[:-1], train_ids[1:]), torch.ones(len(train_ids) - 1), accumulate=True)
+        return counts
+
+    def right(train_ids, held_ids, V):
+        counts = table(train_ids, V)
+        return -(counts / counts.sum(1, keepdim=True))[held_ids[:-1], held_ids[1:]].log().mean().item()
+
+    exercises.check_bigram_held_out_loss(right)
+    assert "correct" in capsys.readouterr().out
+
+    def unsmoothed(train_ids, held_ids, V):
+        counts = table(train_ids, V, smooth=0.0)
+        return -(counts / counts.sum(1, keepdim=True).clamp_min(1))[held_ids[:-1], held_ids[1:]].log().mean().item()
+
+    def transposed(train_ids, held_ids, V):
+        counts = table(train_ids, V)
+        return -(counts / counts.sum(1, keepdim=True)).T[held_ids[:-1], held_ids[1:]].log().mean().item()
+
+    def columns(train_ids, held_ids, V):
+        counts = table(train_ids, V)
+        return -(counts / counts.sum(0, keepdim=True))[held_ids[:-1], held_ids[1:]].log().mean().item()
+
+    def summed(train_ids, held_ids, V):
+        counts = table(train_ids, V)
+        return -(counts / counts.sum(1, keepdim=True))[held_ids[:-1], held_ids[1:]].log().sum().item()
+
+    for wrong, hint in [(unsmoothed, "Add one"), (transposed, "wrong way round"), (columns, "columns"), (summed, "mean")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_bigram_held_out_loss(wrong)
+
+
+def test_attend_with_cache(capsys):
+    def right(q, k, v, cache):
+        cache["k"] = k if "k" not in cache else torch.cat([cache["k"], k])
+        cache["v"] = v if "v" not in cache else torch.cat([cache["v"], v])
+        return (q @ cache["k"].T / math.sqrt(q.shape[-1])).softmax(-1) @ cache["v"]
+
+    exercises.check_attend_with_cache(right)
+    assert "correct" in capsys.readouterr().out
+
+    def unscaled(q, k, v, cache):
+        cache["k"] = k if "k" not in cache else torch.cat([cache["k"], k])
+        cache["v"] = v if "v" not in cache else torch.cat([cache["v"], v])
+        return (q @ cache["k"].T).softmax(-1) @ cache["v"]
+
+    def no_cache(q, k, v, cache):  # keeps only the newest key and value
+        cache["k"], cache["v"] = k, v
+        return (q @ k.T / math.sqrt(q.shape[-1])).softmax(-1) @ v
+
+    def own_value(q, k, v, cache):
+        cache["k"] = k if "k" not in cache else torch.cat([cache["k"], k])
+        cache["v"] = v if "v" not in cache else torch.cat([cache["v"], v])
+        return v
+
+    for wrong, hint in [(unscaled, "not scaled"), (no_cache, "should hold"), (own_value, "new value alone")]:
+        with pytest.raises(AssertionError, match=hint):
+            exercises.check_attend_with_cache(wrong)
