@@ -161,11 +161,18 @@ class Budget:
     max_length: int = 64
     lr: float = 1e-3
     domain_sentences: bool = True  # also the training split's unlabelled sentences (domain-adaptive pretraining)
+    dropout: float = 0.1  # BERT's dropout, in the hidden layers and on the attention weights
+    mask_probability: float = 0.15  # the share of tokens chosen for prediction (then 80/10/10)
+    headwords: bool = True  # keep each gloss's "word: " prefix; False drops it
 
     def name(self) -> str:
         domain = "+train-sentences" if self.domain_sentences else ""
-        return (f"bert-wordnet{domain}-L{self.layers}-H{self.hidden}-A{self.heads}-v{self.vocab_size}"
+        name = (f"bert-wordnet{domain}-L{self.layers}-H{self.hidden}-A{self.heads}-v{self.vocab_size}"
                 f"-{self.lines}lines-{self.steps}x{self.batch_size}")
+        # Settings other than the original defaults are named too, so that no cache is taken for another.
+        extras = [f"lr{self.lr:g}" if self.lr != 1e-3 else "", f"drop{self.dropout:g}" if self.dropout != 0.1 else "", f"mask{self.mask_probability:g}" if self.mask_probability != 0.15 else "",
+                  "" if self.headwords else "noheadwords"]
+        return "-".join([name] + [e for e in extras if e])
 
 
 def default_budget() -> Budget:
@@ -184,6 +191,8 @@ def lesson_train_sentences() -> list[str]:
 
 def pretraining_texts(budget: Budget) -> list[str]:
     texts = load_corpus(budget.lines)
+    if not budget.headwords:
+        texts = [gloss.split(": ", 1)[1] for gloss in texts]
     if budget.domain_sentences:
         texts = texts + lesson_train_sentences()
     return texts
@@ -292,7 +301,8 @@ def new_bert(budget: Budget, vocab_size: int, num_labels: int | None = None) -> 
 
     settings = dict(vocab_size=vocab_size, hidden_size=budget.hidden, num_hidden_layers=budget.layers,
                     num_attention_heads=budget.heads, intermediate_size=4 * budget.hidden,
-                    max_position_embeddings=budget.max_length, pad_token_id=PAD_ID)
+                    max_position_embeddings=budget.max_length, pad_token_id=PAD_ID,
+                    hidden_dropout_prob=budget.dropout, attention_probs_dropout_prob=budget.dropout)
     if num_labels is None:
         return BertForMaskedLM(BertConfig(**settings))
     return BertForSequenceClassification(BertConfig(num_labels=num_labels, **settings))
@@ -333,7 +343,7 @@ def pretrain(budget: Budget, progress: bool = True, generator_seed: int = 0):
     while step < budget.steps:
         for batch in text.bucket_batches(lengths, budget.batch_size, generator):
             ids, attention = pad([rows[i] for i in batch])
-            inputs, labels = mask_tokens(ids, special_mask(ids), MASK_ID, len(tokenizer), generator)
+            inputs, labels = mask_tokens(ids, special_mask(ids), MASK_ID, len(tokenizer), generator, budget.mask_probability)
             loss = masked_lm_loss(model, inputs, attention, labels)
             optimizer.zero_grad()
             loss.backward()
