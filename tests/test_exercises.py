@@ -709,3 +709,23 @@ def test_attend_with_cache(capsys):
     for wrong, hint in [(unscaled, "not scaled"), (no_cache, "should hold"), (own_value, "new value alone")]:
         with pytest.raises(AssertionError, match=hint):
             exercises.check_attend_with_cache(wrong)
+
+
+def test_top_p_keep_rejects_one_too_many_when_the_mass_reaches_p_exactly():
+    def inclusive(probabilities, p):  # keeps a token whose predecessors' mass already equals p
+        ranked, order = probabilities.sort(descending=True)
+        return torch.zeros_like(probabilities, dtype=torch.bool).scatter(0, order, ranked.cumsum(0) - ranked <= p)
+
+    with pytest.raises(AssertionError, match="one token too many"):
+        exercises.check_top_p_keep(inclusive)
+
+
+def test_attend_with_cache_names_a_cache_kept_as_a_list():
+    def as_list(q, k, v, cache):
+        cache.setdefault("k", []).append(k)
+        cache.setdefault("v", []).append(v)
+        keys, values = torch.cat(cache["k"]), torch.cat(cache["v"])
+        return (q @ keys.T / math.sqrt(q.shape[-1])).softmax(-1) @ values
+
+    with pytest.raises(AssertionError, match="as tensors"):
+        exercises.check_attend_with_cache(as_list)

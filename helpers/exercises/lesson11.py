@@ -25,7 +25,8 @@ def _nucleus(probabilities: torch.Tensor, p: float) -> torch.Tensor:
 def check_top_p_keep(exercise, top_p_keep) -> None:
     generator = torch.Generator().manual_seed(11)
     cases = [(torch.tensor([0.5, 0.3, 0.15, 0.05]), 0.7), (torch.tensor([0.05, 0.6, 0.25, 0.1]), 0.9),
-             (torch.tensor([0.9, 0.05, 0.05]), 0.5)]
+             (torch.tensor([0.9, 0.05, 0.05]), 0.5),
+             (torch.tensor([0.125, 0.5, 0.125, 0.25]), 0.75)]   # exact in binary: the mass reaches p exactly after two tokens
     cases += [(torch.randn(50, generator=generator).mul(2).softmax(dim=0), p) for p in (0.5, 0.9, 0.99)]
     for probabilities, p in cases:
         result = top_p_keep(probabilities.clone(), p)
@@ -88,6 +89,8 @@ def check_attend_with_cache(exercise, attend_with_cache) -> None:
         require(isinstance(out, torch.Tensor) and tuple(out.shape) == (1, d), exercise,
                  f"return the output for the one new position, shape (1, {d}); yours has {getattr(out, 'shape', type(out))}")
         require("k" in cache and "v" in cache, exercise, "keep the keys and values so far in cache['k'] and cache['v']")
+        require(isinstance(cache["k"], torch.Tensor) and isinstance(cache["v"], torch.Tensor), exercise,
+                 "keep the cached keys and values as tensors of shape (positions so far, d): torch.cat the new row on")
         require(cache["k"].shape[0] == i + 1, exercise,
                  f"after {i + 1} calls the cache should hold {i + 1} keys, one per position; it holds {cache['k'].shape[0]}")
         if torch.allclose(out, expected[i:i + 1], atol=1e-9):
