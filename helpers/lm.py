@@ -170,7 +170,9 @@ class Budget:
         name = (f"bert-wordnet{domain}-L{self.layers}-H{self.hidden}-A{self.heads}-v{self.vocab_size}"
                 f"-{self.lines}lines-{self.steps}x{self.batch_size}")
         # Settings other than the original defaults are named too, so that no cache is taken for another.
-        extras = [f"lr{self.lr:g}" if self.lr != 1e-3 else "", f"drop{self.dropout:g}" if self.dropout != 0.1 else "", f"mask{self.mask_probability:g}" if self.mask_probability != 0.15 else "",
+        extras = [f"lr{self.lr:g}" if self.lr != 1e-3 else "",
+                  f"drop{self.dropout:g}" if self.dropout != 0.1 else "",
+                  f"mask{self.mask_probability:g}" if self.mask_probability != 0.15 else "",
                   "" if self.headwords else "noheadwords"]
         return "-".join([name] + [e for e in extras if e])
 
