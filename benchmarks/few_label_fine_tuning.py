@@ -16,13 +16,28 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+from types import SimpleNamespace
 
 import torch
 from scipy.stats import t as student_t
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from torch import nn
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 from transformers import logging as transformers_logging
 
 from helpers import lm, text
+
+
+class MeanPooled(nn.Module):
+    """An encoder with a linear classifier on the mean of its last layer's outputs at the real tokens (no pooler, no [CLS])."""
+
+    def __init__(self, encoder, num_labels=2):
+        super().__init__()
+        self.encoder, self.classifier = encoder, nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return SimpleNamespace(logits=self.classifier((hidden * weights).sum(1) / weights.sum(1)))
 
 
 def main():
@@ -31,6 +46,8 @@ def main():
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rates", nargs="+", type=float, default=[1e-4, 3e-4, 1e-3, 3e-3])
+    parser.add_argument("--pooling", choices=["cls", "mean"], default="cls",
+                        help="cls: BertForSequenceClassification (pooler on [CLS]); mean: a linear layer on the mean of the outputs")
     args = parser.parse_args()
     transformers_logging.set_verbosity_error()
     budget = lm.default_budget()
@@ -52,12 +69,16 @@ def main():
 
     def arm(pretrained, lr, seed):
         torch.manual_seed(seed)
-        model = (AutoModelForSequenceClassification.from_pretrained(path, num_labels=2) if pretrained
-                 else lm.new_bert(budget, len(tokenizer), num_labels=2))
+        if args.pooling == "cls":
+            model = (AutoModelForSequenceClassification.from_pretrained(path, num_labels=2) if pretrained
+                     else lm.new_bert(budget, len(tokenizer), num_labels=2))
+        else:
+            encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if pretrained else lm.new_bert(budget, len(tokenizer)).bert
+            model = MeanPooled(encoder)
         run = lm.fine_tune(model, sample(seed), data["val"], lr=lr, epochs=args.epochs, seed=seed, batch_size=16, patience=5)
         return run["model"], max(run["curve"])
 
-    print(f"{path.name}; {args.labels} labels, {args.seeds} seeds, rates {args.rates}, up to {args.epochs} epochs")
+    print(f"{path.name}; {args.pooling} pooling; {args.labels} labels, {args.seeds} seeds, rates {args.rates}, up to {args.epochs} epochs")
     results = {}
     for name, pretrained in (("pretrained", True), ("scratch", False)):
         val = {lr: arm(pretrained, lr, 0)[1] for lr in args.rates}
