@@ -649,38 +649,39 @@ def test_top_p_keep(capsys):
             exercises.check_top_p_keep(wrong)
 
 
-def test_bigram_held_out_loss(capsys):
-    def table(train_ids, V, smooth=1.0):
-        counts = torch.full((V, V), smooth)
-        counts.index_put_((train_ids[:-1], train_ids[1:]), torch.ones(len(train_ids) - 1), accumulate=True)
+def test_trigram_held_out_loss(capsys):
+    def counted(train_ids, V, smooth=1.0):
+        counts = torch.full((V, V, V), smooth)
+        counts.index_put_((train_ids[:-2], train_ids[1:-1], train_ids[2:]), torch.ones(len(train_ids) - 2), accumulate=True)
         return counts
 
     def right(train_ids, held_ids, V):
-        counts = table(train_ids, V)
-        return -(counts / counts.sum(1, keepdim=True))[held_ids[:-1], held_ids[1:]].log().mean().item()
+        counts = counted(train_ids, V)
+        return -(counts / counts.sum(2, keepdim=True))[held_ids[:-2], held_ids[1:-1], held_ids[2:]].log().mean().item()
 
-    exercises.check_bigram_held_out_loss(right)
+    exercises.check_trigram_held_out_loss(right)
     assert "correct" in capsys.readouterr().out
 
     def unsmoothed(train_ids, held_ids, V):
-        counts = table(train_ids, V, smooth=0.0)
-        return -(counts / counts.sum(1, keepdim=True).clamp_min(1))[held_ids[:-1], held_ids[1:]].log().mean().item()
+        counts = counted(train_ids, V, smooth=0.0)
+        return -(counts / counts.sum(2, keepdim=True).clamp_min(1))[held_ids[:-2], held_ids[1:-1], held_ids[2:]].log().mean().item()
 
-    def transposed(train_ids, held_ids, V):
-        counts = table(train_ids, V)
-        return -(counts / counts.sum(1, keepdim=True)).T[held_ids[:-1], held_ids[1:]].log().mean().item()
+    def bigram(train_ids, held_ids, V):
+        counts = torch.ones(V, V)
+        counts.index_put_((train_ids[:-1], train_ids[1:]), torch.ones(len(train_ids) - 1), accumulate=True)
+        return -(counts / counts.sum(1, keepdim=True))[held_ids[:-1], held_ids[1:]].log().mean().item()
 
-    def columns(train_ids, held_ids, V):
-        counts = table(train_ids, V)
-        return -(counts / counts.sum(0, keepdim=True))[held_ids[:-1], held_ids[1:]].log().mean().item()
+    def wrong_axis(train_ids, held_ids, V):
+        counts = counted(train_ids, V)
+        return -(counts / counts.sum(0, keepdim=True))[held_ids[:-2], held_ids[1:-1], held_ids[2:]].log().mean().item()
 
     def summed(train_ids, held_ids, V):
-        counts = table(train_ids, V)
-        return -(counts / counts.sum(1, keepdim=True))[held_ids[:-1], held_ids[1:]].log().sum().item()
+        counts = counted(train_ids, V)
+        return -(counts / counts.sum(2, keepdim=True))[held_ids[:-2], held_ids[1:-1], held_ids[2:]].log().sum().item()
 
-    for wrong, hint in [(unsmoothed, "Add one"), (transposed, "wrong way round"), (columns, "columns"), (summed, "mean")]:
+    for wrong, hint in [(unsmoothed, "Add one"), (bigram, "bigram"), (wrong_axis, "next character"), (summed, "mean")]:
         with pytest.raises(AssertionError, match=hint):
-            exercises.check_bigram_held_out_loss(wrong)
+            exercises.check_trigram_held_out_loss(wrong)
 
 
 def test_attend_with_cache(capsys):

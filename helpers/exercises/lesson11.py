@@ -49,30 +49,39 @@ def check_top_p_keep(exercise, top_p_keep) -> None:
     verdict(True, exercise, "")
 
 
-@titled("Exercise 11.2 (the bigram baseline)")
-def check_bigram_held_out_loss(exercise, bigram_held_out_loss) -> None:
+def _trigram_loss(train_ids, held_ids, V, smoothing=1.0, normalise_dim=2, reduce="mean"):
+    counts = torch.full((V, V, V), smoothing)
+    counts.index_put_((train_ids[:-2], train_ids[1:-1], train_ids[2:]), torch.ones(len(train_ids) - 2), accumulate=True)
+    table = counts / counts.sum(dim=normalise_dim, keepdim=True).clamp_min(1e-30)
+    losses = -table[held_ids[:-2], held_ids[1:-1], held_ids[2:]].log()
+    return (losses.mean() if reduce == "mean" else losses.sum()).item()
+
+
+@titled("Exercise 11.2 (the trigram baseline)")
+def check_trigram_held_out_loss(exercise, trigram_held_out_loss) -> None:
     generator = torch.Generator().manual_seed(12)
-    V = 6
-    train_ids = torch.randint(0, V - 1, (400,), generator=generator)   # token V - 1 never occurs in training
-    held_ids = torch.cat([torch.randint(0, V, (80,), generator=generator), torch.tensor([V - 1, 0])])
-    result = bigram_held_out_loss(train_ids, held_ids, V)
+    V = 5
+    train_ids = torch.randint(0, V - 1, (600,), generator=generator)   # token V - 1 never occurs in training
+    held_ids = torch.cat([torch.randint(0, V, (80,), generator=generator), torch.tensor([V - 1, 0, 1])])
+    result = trigram_held_out_loss(train_ids, held_ids, V)
     result = float(result.item() if isinstance(result, torch.Tensor) else result)
-    counts = torch.ones(V, V)
-    counts.index_put_((train_ids[:-1], train_ids[1:]), torch.ones(len(train_ids) - 1), accumulate=True)
-    table = counts / counts.sum(dim=1, keepdim=True)
-    expected = -table[held_ids[:-1], held_ids[1:]].log().mean().item()
+    expected = _trigram_loss(train_ids, held_ids, V)
     if math.isclose(result, expected, rel_tol=1e-5):
         verdict(True, exercise, "")
         return
     require(math.isfinite(result), exercise,
-             "the loss is infinite: a pair that never occurred in training gets probability 0. Add one to every count first")
-    if math.isclose(result, -table.T[held_ids[:-1], held_ids[1:]].log().mean().item(), rel_tol=1e-5):
-        fail(exercise, "the table is read the wrong way round: row a should hold p(next | previous = a), indexed [previous, next]")
-    columns = counts / counts.sum(dim=0, keepdim=True)
-    if math.isclose(result, -columns[held_ids[:-1], held_ids[1:]].log().mean().item(), rel_tol=1e-5):
-        fail(exercise, "each row must sum to 1 (a distribution over the next token); yours normalises the columns")
-    if math.isclose(result, -table[held_ids[:-1], held_ids[1:]].log().sum().item(), rel_tol=1e-5):
-        fail(exercise, "return the mean over the held-out pairs, not the sum")
+             "the loss is infinite: a triple that never occurred in training gets probability 0. Add one to every count first")
+    bigram_counts = torch.ones(V, V)
+    bigram_counts.index_put_((train_ids[:-1], train_ids[1:]), torch.ones(len(train_ids) - 1), accumulate=True)
+    bigram = bigram_counts / bigram_counts.sum(dim=1, keepdim=True)
+    for pairs in (held_ids, held_ids[1:]):
+        if math.isclose(result, -bigram[pairs[:-1], pairs[1:]].log().mean().item(), rel_tol=1e-5):
+            fail(exercise, "that is the bigram's loss: condition on the two previous characters, a table of V × V × V counts")
+    for dim in (0, 1):
+        if math.isclose(result, _trigram_loss(train_ids, held_ids, V, normalise_dim=dim), rel_tol=1e-5):
+            fail(exercise, "normalise over the next character: for each pair (a, b), p(c | a, b) must sum to 1 over c")
+    if math.isclose(result, _trigram_loss(train_ids, held_ids, V, reduce="sum"), rel_tol=1e-5):
+        fail(exercise, "return the mean over the held-out predictions, not the sum")
     fail(exercise, f"expected {expected:.4f} nats, got {result:.4f}")
 
 
