@@ -77,9 +77,17 @@ def stub(solution: str, checked: set[str], exercise: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def student_notebook(path: Path):
-    """The student copy of the lesson at `path`, as a notebook object."""
-    notebook = nbformat.read(path, as_version=4)
+NOTE = ("\n\n> **Student copy.** The {number} exercises at the end hold a TODO where your answer goes; "
+        "the check under each one says whether your answer is right, or what to look at. "
+        "The lesson with the reference answers is `notebooks/{name}`.")
+
+
+def student_notebook(path: Path, notebook=None, note: str = NOTE):
+    """The student copy of the lesson at `path` (or of `notebook`, the lesson at that path), as a notebook object.
+
+    `note` (with {number} and {name}) is added to the first cell; tools/make_translation.py passes its own language's.
+    """
+    notebook = nbformat.read(path, as_version=4) if notebook is None else notebook
     student = copy.deepcopy(notebook)
     lesson = path.name[:2]
     number = 0
@@ -106,11 +114,8 @@ def student_notebook(path: Path):
     if number == 0:
         raise StudentCopyError(f"{path.name}: no exercise with a {BEGIN} region")
     first = student.cells[0]
-    first.source = first.source.replace("/blob/main/notebooks/", "/blob/main/student/") + (
-        f"\n\n> **Student copy.** The {number} exercises at the end hold a TODO where your answer goes; "
-        "the check under each one says whether your answer is right, or what to look at. "
-        f"The lesson with the reference answers is `notebooks/{path.name}`."
-    )
+    # notebooks/ -> student/, and zh/notebooks/ -> zh/student/: the badge opens the student copy
+    first.source = re.sub(r"(/blob/main/(?:[a-z]{2}/)?)notebooks/", r"\1student/", first.source) + note.format(number=number, name=path.name)
     return student
 
 

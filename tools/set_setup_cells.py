@@ -70,7 +70,11 @@ def repository_url() -> str:
 def expected(url: str, notebook: Path) -> tuple[str, str]:
     """The badge link and the whole setup cell that `notebook` should contain."""
     owner, repo = GITHUB.fullmatch(url).group("owner", "repo")
-    badge = f"https://colab.research.google.com/github/{owner}/{repo}/blob/main/{notebook.parent.name}/{notebook.name}"
+    try:  # notebooks/NN_*.ipynb, student/..., zh/notebooks/...: the path inside the repository
+        inside = notebook.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        inside = f"{notebook.parent.name}/{notebook.name}"
+    badge = f"https://colab.research.google.com/github/{owner}/{repo}/blob/main/{inside}"
     return badge, SETUP_CELL.format(url=url, repo=repo)
 
 
