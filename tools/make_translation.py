@@ -90,6 +90,27 @@ def load_entries(path: Path) -> list[dict]:
     return entries
 
 
+FENCED = re.compile(r"```.*?```", re.S)
+INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.S)
+LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def untranslatable(markdown: str) -> set[str]:
+    """What a translation must carry over unchanged: code blocks, inline code, formulas, link targets, heading levels."""
+    blocks = set(FENCED.findall(markdown))
+    rest = FENCED.sub(" ", markdown)
+    spans = {match.group(0) for match in INLINE_CODE.finditer(rest)}
+    formulas = set(MATH.findall(INLINE_CODE.sub(" ", rest)))
+    headings = {line.split(" ", 1)[0] + " heading" for line in rest.splitlines() if re.match(r"#{1,6} ", line)}
+    return blocks | spans | formulas | set(LINK_TARGET.findall(rest)) | headings
+
+
+def lost_in_translation(entry: dict) -> list[str]:
+    """The code, formulas, link targets and heading levels of the English that the Chinese lacks."""
+    return sorted(untranslatable(entry["en"]) - untranslatable(entry["zh"]))
+
+
 def problems(lesson: Path) -> list[str]:
     """Why the translation file does not cover the lesson as it is today; empty when it does."""
     path, found = translation_file(lesson), []
@@ -108,6 +129,10 @@ def problems(lesson: Path) -> list[str]:
             found.append(f"{where}: the entry for markdown cell {index} ({_start(source)}) is not translated yet "
                          "(an empty \"zh\", or a \"stale_en\"/\"stale_zh\" left to revise)")
     for number, entry in enumerate(entries):
+        lost = lost_in_translation(entry) if entry["zh"].strip() else []
+        if lost:
+            found.append(f"{where}, entry {number} ({_start(entry['en'])}): the Chinese lacks {lost} of the English "
+                         "(code, formulas, link targets and headings are carried over unchanged)")
         if entry["key"] not in wanted:
             found.append(f"{where}, entry {number} (key {entry['key']}, {_start(entry['en'])}): stale, it matches no markdown "
                          f"cell of notebooks/{lesson.name} any more. Run `--extract {lesson.name[:2]}` to line the file up.")
