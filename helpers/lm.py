@@ -243,7 +243,10 @@ def course_language_model(budget: Budget | None = None, progress: bool = True) -
         try:
             model.save_pretrained(temporary)
             tokenizer.save_pretrained(temporary)
-            record = {**record, "sha256": {f.name: data.sha256(f) for f in sorted(temporary.iterdir()) if f.is_file()}}
+            _save_snapshots(record["snapshots"], temporary / "snapshots")
+            files = sorted(f for f in temporary.rglob("*") if f.is_file())
+            record = {**{k: v for k, v in record.items() if k != "snapshots"}, "snapshot_steps": sorted(record["snapshots"]),
+                      "sha256": {f.relative_to(temporary).as_posix(): data.sha256(f) for f in files}}
             (temporary / "training.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
             umask = os.umask(0)
             os.umask(umask)
@@ -262,6 +265,42 @@ def course_language_model(budget: Budget | None = None, progress: bool = True) -
             shutil.rmtree(temporary, ignore_errors=True)
         print(f"Saved the pretrained model to {path}; later runs load it from there.")
     return path
+
+
+def snapshot_steps(budget: Budget) -> list[int]:
+    """The steps at which `pretrain` keeps a copy of the weights: the initialisation, 1/12, 1/6, 1/3 and 2/3 of the way.
+
+    With the final model they give a curve from one run. The learning rate at a snapshot has not decayed to
+    zero yet, so a snapshot is not what a shorter run would have ended with; it is this run, part of the way.
+    """
+    return sorted({budget.steps * k // 12 for k in (0, 1, 2, 4, 8)})
+
+
+def _save_snapshots(snapshots: dict[int, dict], folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    for step, state in snapshots.items():
+        save_file(state, folder / f"step-{step:06d}.safetensors")
+
+
+def snapshots(path: str | Path) -> dict[int, Path]:
+    """The weight snapshots of the pretraining cached at `path` (course_language_model's folder): step -> file."""
+    record = training_record(path)
+    return {step: Path(path) / "snapshots" / f"step-{step:06d}.safetensors" for step in record.get("snapshot_steps", [])}
+
+
+def load_snapshot(path: str | Path, step: int) -> nn.Module:
+    """The BertForMaskedLM cached at `path` as it was after `step` steps (in evaluation mode)."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    files = snapshots(path)
+    if step not in files:
+        raise ValueError(f"{path}: no snapshot at step {step}; the snapshots are at steps {sorted(files)}")
+    model = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(path))
+    model.load_state_dict(load_file(files[step]))
+    return model.eval()
 
 
 def _bert_bytes(budget: Budget) -> int:
@@ -290,6 +329,8 @@ def _cache_is_sound(path: Path) -> bool:
         problem = next((f"{name} is missing" if not (path / name).is_file() else f"{name} does not match its SHA-256"
                         for name, digest in sums.items()
                         if not (path / name).is_file() or data.sha256(path / name) != digest), None)
+        if problem is None and not any(name.startswith("snapshots/") for name in sums):
+            problem = "it has no snapshots/ (pretrained by an older version of the course, before lesson 09 plotted them)"
         if problem is None:
             return True
     blocked = config.why_not_writable(path.parent)
@@ -328,7 +369,8 @@ def masked_lm_loss(model: nn.Module, inputs: torch.Tensor, attention: torch.Tens
 def pretrain(budget: Budget, progress: bool = True, generator_seed: int = 0):
     """Train a tokenizer and a BertForMaskedLM on the corpus: AdamW, 10 % warm-up then linear decay, clipping at 1.
 
-    Returns (model, tokenizer, record); record holds the budget, the loss curve and the time taken.
+    Returns (model, tokenizer, record); record holds the budget, the loss curve, the time taken and the
+    weights at `snapshot_steps(budget)` ("snapshots": step -> state dict).
     """
     from transformers import get_linear_schedule_with_warmup
 
@@ -344,6 +386,13 @@ def pretrain(budget: Budget, progress: bool = True, generator_seed: int = 0):
     print(f"Pretraining a {budget.layers}-layer BERT (width {budget.hidden}, {sum(p.numel() for p in model.parameters()):,} "
           f"parameters) on {len(texts):,} texts for {budget.steps} steps of {budget.batch_size}, once; it is then cached.")
     losses, step, lengths = [], 0, [len(r) for r in rows]
+    keep_at, kept = set(snapshot_steps(budget)), {}
+
+    def keep():
+        if step in keep_at:  # clones: the tied input and output embeddings are saved as two tensors
+            kept[step] = {name: tensor.detach().clone().contiguous() for name, tensor in model.state_dict().items()}
+
+    keep()
     model.train()
     while step < budget.steps:
         for batch in text.bucket_batches(lengths, budget.batch_size, generator):
@@ -357,13 +406,14 @@ def pretrain(budget: Budget, progress: bool = True, generator_seed: int = 0):
             scheduler.step()
             losses.append(loss.item())
             step += 1
+            keep()
             if progress and step % max(1, budget.steps // 10) == 0:
                 print(f"  step {step:5d}/{budget.steps}: loss {sum(losses[-50:]) / len(losses[-50:]):.2f} "
                       f"({time.perf_counter() - start:.0f} s)")
             if step == budget.steps:
                 break
     seconds = time.perf_counter() - start
-    record = {"budget": asdict(budget), "texts": len(texts), "losses": losses, "seconds": seconds,
+    record = {"budget": asdict(budget), "texts": len(texts), "losses": losses, "seconds": seconds, "snapshots": kept,
               "threads": torch.get_num_threads(), "corpus": f"WordNet 3.0 glosses (data/samples/{CORPUS})"}
     return model.eval(), tokenizer, record
 

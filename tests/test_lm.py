@@ -4,12 +4,15 @@ import copy
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from helpers import lm
 from helpers.data import DataError
@@ -113,6 +116,37 @@ def test_pretraining_is_cached_and_round_trips(checkpoints):
     before = (path / "model.safetensors").stat().st_mtime_ns
     assert lm.course_language_model(TINY, progress=False) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == before, "the cached model was trained again"
+
+
+def test_the_snapshots_are_the_run_part_of_the_way_and_checksummed(checkpoints):
+    """Lesson 09's curve of probe accuracy against steps reads one run's snapshots (steps 0, 1/12, 1/6, 1/3, 2/3)."""
+    path = lm.course_language_model(TINY, progress=False)
+    files = lm.snapshots(path)
+    assert sorted(files) == lm.snapshot_steps(TINY) == [0, 1, 2]
+    record = lm.training_record(path)
+    assert all(f"snapshots/{f.name}" in record["sha256"] for f in files.values()), "a snapshot not covered by a checksum"
+    torch.manual_seed(0)  # what pretrain does before it builds the model
+    initial = lm.new_bert(TINY, len(AutoTokenizer.from_pretrained(path))).state_dict()
+    weights = {step: lm.load_snapshot(path, step).state_dict() for step in files}
+    final = AutoModelForMaskedLM.from_pretrained(path).state_dict()
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(weights[0][name], initial[name]), "step 0 must be the initialisation, before any update"
+    assert not torch.equal(weights[1][name], weights[0][name]) and not torch.equal(weights[2][name], weights[1][name])
+    assert not torch.equal(weights[2][name], final[name]), "the last snapshot must be before the final step"
+    with pytest.raises(ValueError, match="no snapshot at step 7"):
+        lm.load_snapshot(path, 7)
+
+
+def test_a_cache_without_snapshots_is_pretrained_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CHECKPOINT_ROOT", str(tmp_path))
+    path = lm.course_language_model(TINY, progress=False)
+    record = json.loads((path / "training.json").read_text(encoding="utf-8"))
+    record["sha256"] = {name: digest for name, digest in record["sha256"].items() if not name.startswith("snapshots/")}
+    (path / "training.json").write_text(json.dumps(record), encoding="utf-8")
+    shutil.rmtree(path / "snapshots")
+    assert lm.course_language_model(TINY, progress=False) == path
+    assert sorted(lm.snapshots(path)) == [0, 1, 2] and all(f.is_file() for f in lm.snapshots(path).values())
+    assert list(tmp_path.glob(f"{TINY.name()}.*")), "the old folder should be moved aside, not deleted"
 
 
 def test_a_killed_pretrainings_leftovers_are_removed(checkpoints):

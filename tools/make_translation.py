@@ -91,7 +91,7 @@ def load_entries(path: Path) -> list[dict]:
 
 
 FENCED = re.compile(r"```.*?```", re.S)
-INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)  # a code span may run over a line break
 MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.S)
 LINK_TARGET = re.compile(r"\]\(([^)\s]+)\)")
 
