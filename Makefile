@@ -4,13 +4,14 @@
 #   make test      unit tests + every lesson under nbval, in fast mode (what CI runs)
 #   make prefetch  download the full datasets into the data root, for a classroom without network
 #   make student   student copies of the lessons (answers replaced by TODOs) in student/
+#   make translations  the Chinese edition in zh/, from the lessons and translations/zh/
 #   make bench     speed benchmarks; tables in benchmarks/README.md
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.course-installed
 
-.PHONY: setup lab run test prefetch student bench badges clean
+.PHONY: setup lab run test prefetch student translations bench badges clean
 
 setup: $(STAMP)
 
@@ -36,6 +37,9 @@ prefetch: setup
 student: setup
 	$(BIN)/python tools/make_student.py
 
+translations: setup
+	$(BIN)/python tools/make_translation.py
+
 # Speed, measured side by side; rewrites the tables in benchmarks/README.md.
 bench: setup
 	$(BIN)/python -m benchmarks.bench_pipeline
@@ -48,6 +52,7 @@ bench: setup
 badges: setup
 	$(BIN)/python tools/set_setup_cells.py
 	$(BIN)/python tools/make_student.py
+	$(BIN)/python tools/make_translation.py
 
 clean:
 	rm -rf build/ .pytest_cache/

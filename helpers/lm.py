@@ -438,13 +438,21 @@ def hub_offline() -> bool:
     return config.offline() or config.env_flag("HF_HUB_OFFLINE")
 
 
+def hub_endpoint() -> str:
+    """The Hub that `huggingface_hub` downloads from: https://huggingface.co, or a mirror named by HF_ENDPOINT
+    (read when huggingface_hub is first imported, so set it before starting Jupyter), e.g. https://hf-mirror.com."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT.rstrip("/")
+
+
 def why_no_hub(name: str) -> str | None:
     """None when the Hub answers for `name` (COURSE_OFFLINE and HF_HUB_OFFLINE respected); else why not, in words."""
     if config.offline():
         return "COURSE_OFFLINE=1"
     if config.env_flag("HF_HUB_OFFLINE"):
         return "HF_HUB_OFFLINE=1"
-    return data.why_unreachable(f"https://huggingface.co/{name}/resolve/main/config.json", timeout=NETWORK_TIMEOUT_S)
+    return data.why_unreachable(f"{hub_endpoint()}/{name}/resolve/main/config.json", timeout=NETWORK_TIMEOUT_S)
 
 
 def load_language_model(num_labels: int = 2, name: str = HUB_MODEL, budget: Budget | None = None) -> LanguageModel:
@@ -482,7 +490,7 @@ def load_sst2(name: str = HUB_DATASET, split: str = "validation", **load_kwargs)
         table = datasets.load_from_disk(name)
     else:
         why = "COURSE_OFFLINE=1" if config.offline() else ("HF_HUB_OFFLINE=1" if config.env_flag("HF_HUB_OFFLINE") else None)
-        why = why or data.why_unreachable(f"https://huggingface.co/datasets/{name}/resolve/main/README.md", timeout=NETWORK_TIMEOUT_S)
+        why = why or data.why_unreachable(f"{hub_endpoint()}/datasets/{name}/resolve/main/README.md", timeout=NETWORK_TIMEOUT_S)
         if why is not None:
             print(f"No {name} ({why}): the lesson uses its own sentences only.")
             return None

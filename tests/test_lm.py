@@ -199,6 +199,16 @@ def test_the_hub_path_when_reachable(tiny_hub_model, monkeypatch, capsys, checkp
     assert got.model(**got.tokenizer(["good"], return_tensors="pt")).logits.shape == (1, 2)
 
 
+def test_a_hub_mirror_in_hf_endpoint_is_the_one_asked():
+    """Mainland China reaches the Hub through a mirror (HF_ENDPOINT): asking huggingface.co would wrongly report no network."""
+    code = ("from helpers import lm; asked = []; lm.data.why_unreachable = lambda url, timeout=None: asked.append(url); "
+            "lm.why_no_hub('google/some-bert'); print(asked)")
+    env = {**os.environ, "HF_ENDPOINT": "https://hf-mirror.example.org/", "COURSE_OFFLINE": "0", "HF_HUB_OFFLINE": "0"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=COURSE, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "['https://hf-mirror.example.org/google/some-bert/resolve/main/config.json']" in result.stdout
+
+
 @pytest.mark.parametrize("setting", ["COURSE_OFFLINE", "HF_HUB_OFFLINE", "unreachable"])
 def test_offline_falls_back_to_the_course_model_and_says_why(setting, tiny_hub_model, monkeypatch, capsys, checkpoints):
     monkeypatch.setenv("COURSE_OFFLINE", "1" if setting == "COURSE_OFFLINE" else "0")
