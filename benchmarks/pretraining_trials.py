@@ -46,6 +46,8 @@ TRIALS = {
                                                         mask_probability=0.3, headwords=False),
     "fast-dropout0-mask30-noheadwords-v4000-1000steps": lm.Budget(lines=40_000, steps=1000, batch_size=32, lr=2e-3, vocab_size=4000,
                                                                   dropout=0.0, mask_probability=0.3, headwords=False),
+    "dropout0-mask30-noheadwords-v4000-lr2e-3-wholewords": dataclasses.replace(FULL, dropout=0.0, mask_probability=0.3, headwords=False,
+                                                                              vocab_size=4000, lr=2e-3, whole_words=True),
     "smoke": lm.Budget(lines=2000, steps=20, batch_size=16, vocab_size=1000),
     "fast": lm.Budget(lines=40_000, steps=400, batch_size=32, lr=2e-3, vocab_size=6000),
     "fast-dropout0-mask30": lm.Budget(lines=40_000, steps=400, batch_size=32, lr=2e-3, vocab_size=6000, dropout=0.0, mask_probability=0.3),

@@ -96,7 +96,7 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, max_length: int = 64)
 
 
 def mask_tokens(ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_size: int, generator: torch.Generator | None = None,
-                probability: float = 0.15) -> tuple[torch.Tensor, torch.Tensor]:
+                probability: float = 0.15, word_starts: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, labels) for masked-language modelling of the token ids `ids` (batch, length).
 
     Each token that is not special (`special` True: [CLS], [SEP], [PAD]) is chosen with `probability`;
@@ -104,13 +104,25 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, mask_id: int, vocab_si
     probability 0.5 (10 % of the chosen), else stays. `labels` holds the original id where chosen and
     -100 (ignored by cross_entropy) elsewhere. The draws are made in the order
     `DataCollatorForLanguageModeling` makes them, so the same seeded generator gives the same result.
+
+    Whole-word masking (`word_starts`, True at a token that begins a word, False at a `##` piece that
+    continues one): each word is chosen with `probability`, and all its pieces with it; then 80/10/10 per
+    piece, as `DataCollatorForWholeWordMask` does.
     """
     if ids.shape != special.shape:
         raise ValueError(f"ids {tuple(ids.shape)} and special {tuple(special.shape)} must have the same shape")
     if not 0 < probability < 1:
         raise ValueError(f"probability={probability} must be between 0 and 1")
     inputs, labels = ids.clone(), ids.clone()
-    chosen = torch.bernoulli(torch.full(ids.shape, probability).masked_fill(special.bool(), 0.0), generator=generator).bool()
+    if word_starts is None:
+        chosen = torch.bernoulli(torch.full(ids.shape, probability).masked_fill(special.bool(), 0.0), generator=generator).bool()
+    else:
+        chance = torch.full(ids.shape, probability).masked_fill(special.bool() | ~word_starts.bool(), 0.0)
+        first = torch.bernoulli(chance, generator=generator).bool()  # drawn at each word's first piece
+        word = word_starts.long().cumsum(dim=1)                         # the pieces of a word share its number
+        by_word = torch.zeros(ids.shape[0], ids.shape[1] + 1, dtype=torch.bool).scatter(1, word * first, first)
+        by_word[:, 0] = False  # index 0 collects the unchosen
+        chosen = by_word.gather(1, word) & ~special.bool()
     labels[~chosen] = -100
     to_mask = torch.bernoulli(torch.full(ids.shape, 0.8), generator=generator).bool() & chosen
     inputs[to_mask] = mask_id
@@ -139,6 +151,14 @@ def pad(rows: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[torch.Tens
     return ids, mask
 
 
+def continuation_pieces(tokenizer) -> torch.Tensor:
+    """True at each id whose WordPiece continues a word (`##ing`): indexed by ids, False where a word begins."""
+    continues = torch.zeros(len(tokenizer), dtype=torch.bool)
+    for piece, index in tokenizer.get_vocab().items():
+        continues[index] = piece.startswith("##")
+    return continues
+
+
 def special_mask(ids: torch.Tensor) -> torch.Tensor:
     """True at [PAD], [CLS], [SEP] (and the other special ids 0..4): tokens masking never chooses."""
     return ids < len(SPECIAL_TOKENS)
@@ -164,6 +184,7 @@ class Budget:
     dropout: float = 0.1  # BERT's dropout, in the hidden layers and on the attention weights
     mask_probability: float = 0.15  # the share of tokens chosen for prediction (then 80/10/10)
     headwords: bool = True  # keep each gloss's "word: " prefix; False drops it
+    whole_words: bool = False  # choose whole words for masking, all their WordPiece pieces together
 
     def name(self) -> str:
         domain = "+train-sentences" if self.domain_sentences else ""
@@ -173,7 +194,8 @@ class Budget:
         extras = [f"lr{self.lr:g}" if self.lr != 1e-3 else "",
                   f"drop{self.dropout:g}" if self.dropout != 0.1 else "",
                   f"mask{self.mask_probability:g}" if self.mask_probability != 0.15 else "",
-                  "" if self.headwords else "noheadwords"]
+                  "" if self.headwords else "noheadwords",
+                  "wholewords" if self.whole_words else ""]
         return "-".join([name] + [e for e in extras if e])
 
 
@@ -386,6 +408,7 @@ def pretrain(budget: Budget, progress: bool = True, generator_seed: int = 0):
     print(f"Pretraining a {budget.layers}-layer BERT (width {budget.hidden}, {sum(p.numel() for p in model.parameters()):,} "
           f"parameters) on {len(texts):,} texts for {budget.steps} steps of {budget.batch_size}, once; it is then cached.")
     losses, step, lengths = [], 0, [len(r) for r in rows]
+    continues = continuation_pieces(tokenizer) if budget.whole_words else None
     keep_at, kept = set(snapshot_steps(budget)), {}
 
     def keep():
@@ -397,7 +420,8 @@ def pretrain(budget: Budget, progress: bool = True, generator_seed: int = 0):
     while step < budget.steps:
         for batch in text.bucket_batches(lengths, budget.batch_size, generator):
             ids, attention = pad([rows[i] for i in batch])
-            inputs, labels = mask_tokens(ids, special_mask(ids), MASK_ID, len(tokenizer), generator, budget.mask_probability)
+            starts = None if continues is None else ~continues[ids]
+            inputs, labels = mask_tokens(ids, special_mask(ids), MASK_ID, len(tokenizer), generator, budget.mask_probability, starts)
             loss = masked_lm_loss(model, inputs, attention, labels)
             optimizer.zero_grad()
             loss.backward()

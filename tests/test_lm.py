@@ -118,6 +118,28 @@ def test_pretraining_is_cached_and_round_trips(checkpoints):
     assert (path / "model.safetensors").stat().st_mtime_ns == before, "the cached model was trained again"
 
 
+def test_whole_word_masking_chooses_every_piece_of_a_word_together(tokenizer):
+    rows = lm.encode(tokenizer, lm.load_corpus(400))
+    ids, _ = lm.pad(rows)
+    starts = ~lm.continuation_pieces(tokenizer)[ids]
+    special = lm.special_mask(ids)
+    assert (~starts & ~special).any(), "the test needs words cut into several pieces"
+    inputs, labels = lm.mask_tokens(ids, special, lm.MASK_ID, len(tokenizer), torch.Generator().manual_seed(0), 0.3, starts)
+    chosen = labels != -100
+    word = starts.long().cumsum(dim=1)
+    for row in range(ids.shape[0]):
+        for w in word[row][chosen[row]].unique():
+            pieces = (word[row] == w) & ~special[row]
+            assert chosen[row][pieces].all(), f"row {row}: word {int(w)} masked in part: {tokenizer.convert_ids_to_tokens(ids[row][pieces])}"
+    assert not (chosen & special).any()
+    words = starts & ~special
+    share = chosen[words].float().mean().item()
+    se = math.sqrt(0.3 * 0.7 / int(words.sum()))
+    assert abs(share - 0.3) < 4 * se, f"{share:.3f} of the words chosen, not 30 %"
+    assert chosen[~starts & ~special].float().mean() > 0.2, "continuation pieces must be chosen with their words"
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+
+
 def test_the_snapshots_are_the_run_part_of_the_way_and_checksummed(checkpoints):
     """Lesson 09's curve of probe accuracy against steps reads one run's snapshots (steps 0, 1/12, 1/6, 1/3, 2/3)."""
     path = lm.course_language_model(TINY, progress=False)
