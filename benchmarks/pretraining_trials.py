@@ -48,6 +48,8 @@ TRIALS = {
                                                                   dropout=0.0, mask_probability=0.3, headwords=False),
     "dropout0-mask30-noheadwords-v4000-lr2e-3-wholewords": dataclasses.replace(FULL, dropout=0.0, mask_probability=0.3, headwords=False,
                                                                               vocab_size=4000, lr=2e-3, whole_words=True),
+    "dropout0-mask30-noheadwords-v4000-lr2e-3-wholewords-6000steps": dataclasses.replace(FULL, dropout=0.0, mask_probability=0.3, headwords=False,
+                                                                                       vocab_size=4000, lr=2e-3, whole_words=True, steps=6000),
     "smoke": lm.Budget(lines=2000, steps=20, batch_size=16, vocab_size=1000),
     "fast": lm.Budget(lines=40_000, steps=400, batch_size=32, lr=2e-3, vocab_size=6000),
     "fast-dropout0-mask30": lm.Budget(lines=40_000, steps=400, batch_size=32, lr=2e-3, vocab_size=6000, dropout=0.0, mask_probability=0.3),
