@@ -73,6 +73,15 @@ def test_the_chinese_lesson_follows_the_conventions(lesson):
     assert "学生版" in chinese(lesson, "student").cells[0].source
 
 
+def test_the_source_articles_errata_speak_to_their_readers():
+    """Where a lesson corrects the Chinese articles the course grew from, the Chinese edition addresses their readers."""
+    corrections = [(lesson.name, entry["zh"]) for lesson in TRANSLATED for entry in make_translation.load_entries(make_translation.translation_file(lesson))
+                   if re.search(r"articles this course (grew from|corrects)", entry["en"])]
+    assert len(corrections) >= 5, "the lessons' errata of the source articles were not found"
+    for name, zh in corrections:
+        assert "如果你读过本课程所依据的那组中文文章" in zh, f"{name}: an erratum not addressed to the articles' readers: {zh[:80]}"
+
+
 def test_relative_links_are_moved_down_and_untranslated_lessons_point_at_the_english():
     markdown = ("[a](../benchmarks/README.md) [b](02_training_a_cnn.ipynb) [c](05_fine_tuning_a_resnet.ipynb#3-x) "
                 "[d](https://example.org/x) [e](#section)")
