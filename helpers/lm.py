@@ -208,7 +208,7 @@ class Budget:
 def default_budget() -> Budget:
     """Lesson 09's pretraining, chosen by benchmarks/pretraining_trials.py (its table is in benchmarks/README.md):
     no dropout, 30 % of the tokens masked, glosses without their "word: " prefix, WordPiece 4,000, learning rate 2e-3.
-    Fast mode: a third of the glosses, 1,000 steps of 32 (about 25 s on 2 CPU cores); full mode: all of them,
+    Fast mode: a third of the glosses, 1,000 steps of 32 (about 35 s on 2 CPU cores); full mode: all of them,
     6,000 steps of 64 (about 5 minutes)."""
     settings = dict(lr=2e-3, vocab_size=4000, dropout=0.0, mask_probability=0.3, headwords=False)
     return config.pick(fast=Budget(lines=40_000, steps=1000, batch_size=32, **settings),
