@@ -14,30 +14,13 @@ A measurement for issue 30, not a speed benchmark; not run by `make bench`.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
-from types import SimpleNamespace
 
 import torch
-from scipy.stats import t as student_t
-from torch import nn
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 from transformers import logging as transformers_logging
 
-from helpers import lm, text
-
-
-class MeanPooled(nn.Module):
-    """An encoder with a linear classifier on the mean of its last layer's outputs at the real tokens (no pooler, no [CLS])."""
-
-    def __init__(self, encoder, num_labels=2):
-        super().__init__()
-        self.encoder, self.classifier = encoder, nn.Linear(encoder.config.hidden_size, num_labels)
-
-    def forward(self, input_ids, attention_mask):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return SimpleNamespace(logits=self.classifier((hidden * weights).sum(1) / weights.sum(1)))
+from helpers import lm, stats, text
 
 
 def main():
@@ -74,7 +57,7 @@ def main():
                      else lm.new_bert(budget, len(tokenizer), num_labels=2))
         else:
             encoder = AutoModel.from_pretrained(path, add_pooling_layer=False) if pretrained else lm.new_bert(budget, len(tokenizer)).bert
-            model = MeanPooled(encoder)
+            model = lm.MeanPooled(encoder)
         run = lm.fine_tune(model, sample(seed), data["val"], lr=lr, epochs=args.epochs, seed=seed, batch_size=16, patience=5)
         return run["model"], max(run["curve"])
 
@@ -87,10 +70,8 @@ def main():
         results[name] = tests
         print(f"{name:10s} lr {best:g} (validation {', '.join(f'{lr:g}: {v:.1%}' for lr, v in val.items())}): "
               f"test {statistics.mean(tests):.1%} ± {statistics.stdev(tests):.1%}", flush=True)
-    differences = [a - b for a, b in zip(results["pretrained"], results["scratch"])]
-    mean = statistics.mean(differences)
-    half = student_t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
-    print(f"pretrained - scratch: {mean:+.1%} (95 % interval {mean - half:+.1%} to {mean + half:+.1%})")
+    mean, low, high = stats.paired_t_interval(results["pretrained"], results["scratch"])
+    print(f"pretrained - scratch: {mean:+.1%} (95 % interval {low:+.1%} to {high:+.1%})")
 
 
 if __name__ == "__main__":

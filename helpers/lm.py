@@ -571,6 +571,25 @@ def accuracy(model: nn.Module, rows, labels) -> float:
     return (predict(model, rows, labels).argmax(1) == torch.tensor(labels)).float().mean().item()
 
 
+class MeanPooled(nn.Module):
+    """An encoder with a new linear layer on the mean of its last layer's outputs at the real tokens (lesson 09).
+
+    No pooler and no `[CLS]`: the sentence vector that lesson 09's probe and lesson 10's MiniLM read.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: int = 2):
+        super().__init__()
+        self.encoder, self.classifier = encoder, nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids, attention_mask):
+        from types import SimpleNamespace
+
+        from helpers.minilm import mean_pool
+
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SimpleNamespace(logits=self.classifier(mean_pool(hidden, attention_mask)))
+
+
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
     """Bytes held by the optimiser's state tensors (AdamW: exp_avg and exp_avg_sq per trained parameter, and step)."""
     return sum(v.numel() * v.element_size() for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v))

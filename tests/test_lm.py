@@ -296,6 +296,19 @@ def test_sst2_offline_is_none_and_bad_columns_are_named(tiny_sst2, tmp_path, mon
         lm.load_sst2(str(tmp_path / "label"))
 
 
+def test_mean_pooled_head_reads_the_mean_of_the_real_tokens_only(tokenizer):
+    torch.manual_seed(0)
+    model = lm.MeanPooled(lm.new_bert(TINY, len(tokenizer)).bert).eval()
+    ids, mask = lm.pad(lm.encode(tokenizer, ["a small dog", "the food was not good at all"]))
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        hidden = model.encoder(input_ids=ids[:1, : int(mask[0].sum())]).last_hidden_state
+        alone = model.classifier(hidden.mean(dim=1))
+    assert logits.shape == (2, 2)
+    # the short sentence, padded in the batch, scores as it does alone: a head that averaged the padding would not
+    assert torch.allclose(logits[0], alone[0], atol=1e-5)
+
+
 def test_fine_tune_trains_only_what_is_trainable_and_counts_its_state(tokenizer):
     torch.manual_seed(0)
     model = lm.new_bert(TINY, len(tokenizer), num_labels=2)
