@@ -68,6 +68,20 @@ def load_corpus(limit: int | None = None) -> list[str]:
     return [lines[i * len(lines) // limit] for i in range(limit)]
 
 
+def number_in_order(core) -> None:
+    """Renumber a trained WordPiece `tokenizers.Tokenizer`: the special tokens 0..4, then every piece in sorted order.
+
+    The trainer numbers its pieces in hash-map order, which changes from run to run (and with the ids, a model's
+    initial embedding of each piece). WordPiece cuts a word by the set of pieces alone, so this changes no
+    tokenization. It cannot make the set itself reproducible: on tied merge counts the trainer may still choose
+    different pieces (huggingface/tokenizers issue #1794), so two trainings on the same text can differ by a few.
+    """
+    from tokenizers import models
+
+    pieces = sorted(piece for piece in core.get_vocab() if piece not in SPECIAL_TOKENS)
+    core.model = models.WordPiece({piece: i for i, piece in enumerate(list(SPECIAL_TOKENS) + pieces)}, unk_token="[UNK]")
+
+
 def train_wordpiece(texts: Sequence[str], vocab_size: int, max_length: int = 64):
     """A lower-casing WordPiece tokenizer trained on `texts`, as a `transformers.PreTrainedTokenizerFast`.
 
@@ -82,12 +96,7 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, max_length: int = 64)
     core.normalizer = normalizers.BertNormalizer(lowercase=True)
     core.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     core.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False))
-    # The trainer finds the same pieces every time but numbers them in an order that changes from run to run
-    # (and with the ids, a model's initial embedding of each piece). WordPiece cuts a word by the set of pieces
-    # alone, so numbering them in sorted order after the special tokens changes no tokenization and makes the
-    # ids, and so a pretraining, reproducible.
-    pieces = sorted(piece for piece in core.get_vocab() if piece not in SPECIAL_TOKENS)
-    core.model = models.WordPiece({piece: i for i, piece in enumerate(list(SPECIAL_TOKENS) + pieces)}, unk_token="[UNK]")
+    number_in_order(core)
     core.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", CLS_ID), ("[SEP]", SEP_ID)]
     )

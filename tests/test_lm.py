@@ -54,17 +54,24 @@ def test_wordpiece_tokenizer_has_berts_special_tokens(tokenizer, tmp_path):
         lm.train_wordpiece(["a b c"], 3)
 
 
-def test_wordpiece_ids_are_the_same_every_time_and_cut_words_as_the_trainer_did(tokenizer):
-    """The trainer numbers its pieces in a different order on each run: a pretraining would not be reproducible."""
+def test_wordpiece_pieces_are_numbered_in_sorted_order_and_cut_words_as_the_trainer_did():
+    """The trainer numbers its pieces in a different order on each run; lm numbers them in sorted order."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     texts = lm.load_corpus(2000)
-    assert lm.train_wordpiece(texts, 500).get_vocab() == tokenizer.get_vocab()  # the fixture: the same texts, another run
-    raw = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    raw.normalizer, raw.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
-    raw.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=500, special_tokens=list(lm.SPECIAL_TOKENS), show_progress=False))
+    core = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    core.normalizer, core.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    core.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=500, special_tokens=list(lm.SPECIAL_TOKENS), show_progress=False))
     sample = texts[::50] + ["unbelievably disappointing, zyzzyva!"]
-    assert [raw.encode(t).tokens for t in sample] == [tokenizer.tokenize(t) for t in sample], "renumbering changed a tokenization"
+    before, pieces = [core.encode(t).tokens for t in sample], set(core.get_vocab())
+    lm.number_in_order(core)
+    vocabulary = core.get_vocab()
+    assert set(vocabulary) == pieces, "renumbering must keep every piece"
+    ordered = sorted(vocabulary, key=vocabulary.get)
+    assert ordered[:5] == list(lm.SPECIAL_TOKENS) and ordered[5:] == sorted(ordered[5:]), "not numbered in sorted order"
+    assert [core.encode(t).tokens for t in sample] == before, "renumbering changed a tokenization"
+    trained = lm.train_wordpiece(texts, 500).get_vocab()
+    assert sorted(trained, key=trained.get)[5:] == sorted(set(trained) - set(lm.SPECIAL_TOKENS)), "train_wordpiece must number in order"
 
 
 def test_masking_equals_hugging_faces_collator(tokenizer):
